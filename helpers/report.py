@@ -1,0 +1,37 @@
+"""Key figures a notebook hands to ``make run``'s summary and to the lab report.
+
+A notebook calls ``record("03_detection_tracking", track, {"mAP@0.5": 0.93})``; the runner
+reads every record after the notebooks have executed. Values are the measured numbers,
+never text written in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .assets import REPO_ROOT
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("EVW_REPORT_DIR") or REPO_ROOT / "build" / "results")
+
+
+def record(notebook: str, track: str, figures: dict, skipped: list[str] | None = None) -> Path:
+    """Write this notebook's key figures as JSON (atomically: the runner may read at any time)."""
+    out = results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"notebook": notebook, "track": track, "figures": figures, "skipped": skipped or []}
+    target = out / f"{notebook}.json"
+    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, default=str)
+    os.replace(tmp, target)
+    return target
+
+
+def load(notebook: str) -> dict | None:
+    path = results_dir() / f"{notebook}.json"
+    return json.loads(path.read_text()) if path.is_file() else None

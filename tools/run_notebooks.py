@@ -1,0 +1,121 @@
+"""Execute every notebook in order, headless, into build/: executed .ipynb, HTML, an index page.
+
+Used by ``make run``. Each notebook runs in a fresh kernel with notebooks/ as its working
+directory; a failing notebook is reported and the rest still run, and the exit code says
+whether all of them passed. The summary's track and key figures come from the JSON each
+notebook writes through ``helpers.report.record``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbconvert import HTMLExporter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from helpers import report  # noqa: E402
+from helpers.env import format_table  # noqa: E402
+
+
+def execute(path: Path, out_dir: Path, timeout: int) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    # nbclient skips cells tagged "skip-execution" (the same tag nbmake honours);
+    # cells that must not run headless carry it together with "nbval-skip".
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    started = time.perf_counter()
+    status, error = "passed", ""
+    try:
+        client.execute()
+    except (CellExecutionError, CellTimeoutError) as exc:
+        status = "failed"
+        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    seconds = time.perf_counter() - started
+    executed = out_dir / path.name
+    nbformat.write(nb, executed)
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
+    return {"notebook": path.stem, "status": status, "error": error, "seconds": seconds}
+
+
+def figures_text(figures: dict) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in figures.items())
+
+
+def write_index(rows: list[dict], out_dir: Path) -> Path:
+    lines = [
+        "<!doctype html><meta charset='utf-8'><title>Edge Vision Workbook: executed notebooks</title>",
+        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
+        ".failed{color:#b00}.passed{color:#070}</style>",
+        "<h1>Edge Vision Workbook: executed notebooks</h1>",
+        f"<p>Executed {time.strftime('%Y-%m-%d %H:%M:%S')} on {html.escape(os.uname().nodename)}.</p>",
+        "<table><tr><th>notebook</th><th>track</th><th>status</th><th>seconds</th><th>key figures</th><th>skipped here</th></tr>",
+    ]
+    for r in rows:
+        lines.append(
+            f"<tr><td><a href='{r['notebook']}.html'>{html.escape(r['notebook'])}</a></td>"
+            f"<td>{html.escape(r['track'])}</td><td class='{r['status']}'>{r['status']} {html.escape(r['error'])}</td>"
+            f"<td>{r['seconds']:.1f}</td><td>{html.escape(r['figures'])}</td>"
+            f"<td>{html.escape('; '.join(r['skipped']))}</td></tr>"
+        )
+    lines.append("</table>")
+    index = out_dir / "index.html"
+    index.write_text("\n".join(lines), encoding="utf-8")
+    return index
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9]*.ipynb")
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    args = parser.parse_args(argv)
+
+    notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    out_dir = args.out
+    results = out_dir / "results"
+    shutil.rmtree(results, ignore_errors=True)
+    results.mkdir(parents=True)
+    os.environ["EVW_REPORT_DIR"] = str(results)  # inherited by every kernel
+
+    rows = []
+    for path in notebooks:
+        print(f"running {path.name} ...", flush=True)
+        row = execute(path.resolve(), out_dir, args.timeout)
+        recorded = report.load(row["notebook"]) or {}
+        row["track"] = recorded.get("track", "?")
+        row["figures"] = figures_text(recorded.get("figures", {}))
+        row["skipped"] = recorded.get("skipped", [])
+        rows.append(row)
+        print(f"  {row['status']} in {row['seconds']:.1f} s {row['error']}", flush=True)
+
+    index = write_index(rows, out_dir)
+    print()
+    print(format_table(
+        [(r["notebook"], r["track"], r["status"], f"{r['seconds']:.0f} s", r["figures"]) for r in rows],
+        ("notebook", "track", "status", "time", "key figures"),
+    ))
+    for r in rows:
+        for s in r["skipped"]:
+            print(f"  {r['notebook']}: skipped {s}")
+    print(f"\nHTML: {index}")
+    return 0 if all(r["status"] == "passed" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
