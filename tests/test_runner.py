@@ -1,0 +1,40 @@
+"""tools/run_notebooks.py (make run) on two tiny real notebooks in a real kernel."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _write(path, *cells):
+    nb = new_notebook(cells=list(cells))
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_run_notebooks_writes_html_index_and_summary(tmp_path):
+    good = tmp_path / "90_good.ipynb"
+    bad = tmp_path / "91_bad.ipynb"
+    _write(
+        good,
+        new_markdown_cell("# Good"),
+        new_code_cell("from helpers import report\nreport.record('90_good', 'CPU', {'answer': 6 * 7}, ['nothing'])"),
+        new_code_cell("raise SystemExit('must not run')", metadata={"tags": ["nbval-skip", "skip-execution"]}),
+    )
+    _write(bad, new_code_cell("1 / 0"))
+    out = tmp_path / "build"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "run_notebooks.py"), str(good), str(bad), "--out", str(out), "--timeout", "120"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # one notebook failed
+    assert "answer: 42" in proc.stdout and "ZeroDivisionError" in proc.stdout
+    assert (out / "90_good.html").is_file() and (out / "91_bad.html").is_file()
+    executed = nbformat.read(out / "90_good.ipynb", as_version=4)
+    assert executed.cells[2].get("outputs", []) == []  # the tagged cell was skipped
+    index = (out / "index.html").read_text()
+    assert "90_good.html" in index and "failed" in index and "passed" in index
