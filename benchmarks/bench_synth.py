@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,9 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
 
+from helpers import env  # noqa: E402
 from helpers.synth import Scene  # noqa: E402
 
 SWEEP = ["320x240", "640x480", "1280x720", "1920x1080"]
@@ -97,10 +94,9 @@ def main(argv=None) -> int:
         "what": "Scene.frame(i) for every frame: clean render + noise model + ground truth, "
                 "no disk I/O; includes scene setup",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": {"python": platform.python_version(), "machine": platform.machine(),
-                     "system": platform.platform(), "processor": platform.processor(),
-                     "cpu_count": os.cpu_count(), "numpy": np.__version__,
-                     "opencv": cv2.__version__},
+        # The same fingerprint every benchmark stores, so numbers from different
+        # machines are never compared blind.
+        "environment": env.probe(camera_timeout=1.0).to_dict(),
         "target": dict(TARGET, met=met),
         "results": rows,
     }

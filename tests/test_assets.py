@@ -129,3 +129,10 @@ def test_status_reports_every_asset():
     rows = assets.status()
     assert {r["asset"] for r in rows} == set(assets.registry())
     assert all(r["found"] != "missing" or r["note"] for r in rows)
+
+
+def test_network_outside_loopback_is_blocked_in_tests():
+    import socket
+
+    with socket.socket() as s, pytest.raises(ConnectionRefusedError, match="must not use the network"):
+        s.connect(("192.0.2.1", 80))  # TEST-NET-1: never routed

@@ -1,0 +1,30 @@
+"""Unit tests never reach the internet: only loopback connections are allowed.
+
+The workbook promises to work offline; this turns any accidental download (a torchvision
+``weights=`` default, a pooch fetch) into an immediate, named failure instead of a hang.
+"""
+
+import ipaddress
+import socket
+
+import pytest
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and self.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            allowed = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            allowed = host == "localhost"
+        if not allowed:
+            raise ConnectionRefusedError(f"tests must not use the network: connect to {address!r} blocked")
+    return _real_connect(self, address)
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    monkeypatch.setenv("EVW_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
