@@ -91,7 +91,7 @@ def test_lesson_never_reports_a_track_above_what_it_uses(caps):
     tracks = {row.notebook: row.track for row in gpu.lesson_tracks()}
     assert gpu.track().track == "GPU + TensorRT"
     assert tracks["06_tensorrt"] == "GPU + TensorRT"
-    assert tracks["02_preprocessing"] == "GPU"
+    assert tracks["02_preprocessing_and_classification"] == "GPU"
     assert tracks["00_environment"] == "CPU"
     assert tracks["05_onnx_export"] == "CPU"  # this onnxruntime has no CUDA EP
 
