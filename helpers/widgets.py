@@ -1,0 +1,177 @@
+"""Notebook widgets: a live viewer in the jetcam style.
+
+The only module that imports ipywidgets; nothing else in ``helpers`` needs Jupyter.
+
+    viewer = Viewer("synthetic://?size=640x480&fps=30", name="live")
+    display(viewer.widget())
+    viewer.start()
+
+``Viewer`` is a traitlets object: ``value`` holds the latest (processed) BGR frame,
+``running`` says whether frames flow, and ``fps`` / ``dropped`` are live figures.
+``widget()`` links ``value`` to an ``ipywidgets.Image`` through a JPEG transform. A file or
+synthetic source replays at its native rate ("recorded camera"), so the same live-view
+cell runs under nbval in CI. Re-running the cell is safe: a new viewer with the same
+``name`` stops the old one, joins its thread and removes its observers first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import deque
+
+import cv2
+import numpy as np
+import traitlets
+
+from .capture import VideoSource
+
+_VIEWERS: "weakref.WeakValueDictionary[str, Viewer]" = weakref.WeakValueDictionary()
+
+
+def bgr_to_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
+    if image is None:
+        return b""
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"could not JPEG-encode an image of shape {getattr(image, 'shape', None)}")
+    return encoded.tobytes()
+
+
+class Viewer(traitlets.HasTraits):
+    value = traitlets.Any(allow_none=True)  # latest frame shown, BGR uint8
+    running = traitlets.Bool(False)
+    fps = traitlets.Float(0.0)
+    dropped = traitlets.Int(0)
+    frames = traitlets.Int(0)
+
+    def __init__(self, source, *, process=None, name: str | None = None, realtime: bool = True,
+                 loop: bool = True, width: int | None = None, **source_kw):
+        """``source``: a URI (or a ready ``VideoSource``); ``process``: optional
+        ``frame -> image`` applied before display (e.g. detect and draw)."""
+        super().__init__()
+        if name is not None:
+            earlier = _VIEWERS.get(name)
+            if earlier is not None:
+                earlier.close()
+            _VIEWERS[name] = self
+        self.name = name
+        self._source_arg = source
+        self._source_kw = dict(source_kw, realtime=realtime, loop=loop)
+        self.process = process
+        self.width = width
+        self._source: VideoSource | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._links: list = []
+        self._widget = None
+        self._error: BaseException | None = None
+
+    # -- frames
+
+    def _open(self) -> VideoSource:
+        if isinstance(self._source_arg, VideoSource):
+            return self._source_arg
+        kw = dict(self._source_kw)
+        kw.setdefault("policy", "latest")  # a viewer wants the freshest frame, like a camera
+        return VideoSource(self._source_arg, **kw)
+
+    def _loop(self):
+        stamps: deque = deque(maxlen=30)
+        try:
+            while not self._stop.is_set():
+                frame = self._source.read(timeout=1.0)
+                if frame is None:  # end of a source that does not loop
+                    break
+                image = frame.image if self.process is None else self.process(frame)
+                stamps.append(time.perf_counter())
+                self.value = image
+                self.frames += 1
+                self.dropped = self._source.dropped
+                if len(stamps) > 1:
+                    self.fps = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+        except BaseException as exc:  # shown by status(), never lost in a thread
+            self._error = exc
+        finally:
+            self.running = False
+
+    def start(self) -> "Viewer":
+        if self.running:
+            return self
+        if self._source is None:
+            self._source = self._open()
+        self._stop.clear()
+        self._error = None
+        self.running = True
+        self._thread = threading.Thread(target=self._loop, name=f"viewer-{self.name or id(self)}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> "Viewer":
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        self.running = False
+        return self
+
+    def close(self) -> None:
+        """Stop the thread, release the source, and unlink the widget (safe to call twice)."""
+        self.stop()
+        for link in self._links:
+            link.unlink()
+        self._links.clear()
+        if self._source is not None and not isinstance(self._source_arg, VideoSource):
+            self._source.close()
+        self._source = None
+        if self._widget is not None:
+            self._widget.close()
+            self._widget = None
+
+    def status(self) -> str:
+        text = f"{self.fps:5.1f} fps · {self.frames} frames · {self.dropped} dropped"
+        if self._error is not None:
+            text += f" · stopped by {type(self._error).__name__}: {self._error}"
+        return text
+
+    # -- widget
+
+    def widget(self):
+        """An Image with live fps/drop figures and Start/Stop buttons, linked to this viewer."""
+        import ipywidgets as widgets
+
+        if self._widget is not None:
+            return self._widget
+        layout = {"width": f"{self.width}px"} if self.width else {}
+        image = widgets.Image(format="jpeg", layout=layout)
+        label = widgets.HTML()
+        start = widgets.Button(description="Start", icon="play")
+        stop = widgets.Button(description="Stop", icon="stop")
+        start.on_click(lambda _: self.start())
+        stop.on_click(lambda _: self.stop())
+        self._links = [
+            traitlets.dlink((self, "value"), (image, "value"), transform=bgr_to_jpeg),
+            traitlets.dlink((self, "frames"), (label, "value"), transform=lambda _: self.status()),
+            traitlets.dlink((self, "running"), (start, "disabled")),
+            traitlets.dlink((self, "running"), (stop, "disabled"), transform=lambda r: not r),
+        ]
+        self._widget = widgets.VBox([image, widgets.HBox([start, stop, label])])
+        return self._widget
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def close_all() -> None:
+    for viewer in list(_VIEWERS.values()):
+        viewer.close()

@@ -1,0 +1,77 @@
+"""The live viewer on a real synthetic source, in recorded-camera mode: frames flow, Stop
+halts them, and re-running the cell (a new viewer with the same name) leaks nothing."""
+
+import threading
+import time
+
+import numpy as np
+
+from helpers import capture, widgets
+
+URI = "synthetic://?size=320x240&fps=60&noise=0.2&length=600"
+
+
+def _wait(predicate, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _threads(prefix):
+    return [t for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def test_viewer_shows_moving_frames_and_stop_halts_them():
+    viewer = widgets.Viewer(URI, name="test-live")
+    try:
+        box = viewer.widget()
+        image = box.children[0]
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= 10), viewer.status()
+        first = bytes(image.value)
+        assert first[:2] == b"\xff\xd8", "the Image widget is fed JPEG bytes"
+        assert _wait(lambda: bytes(image.value) != first), "the picture must change over time"
+        assert isinstance(viewer.value, np.ndarray) and viewer.value.dtype == np.uint8
+        assert viewer.fps > 0 and "fps" in box.children[1].children[2].value
+        viewer.stop()
+        shown = viewer.frames
+        time.sleep(0.3)
+        assert viewer.frames == shown and not viewer.running
+        assert box.children[1].children[0].disabled is False  # Start is enabled again
+    finally:
+        viewer.close()
+
+
+def test_process_hook_is_applied():
+    def invert(frame):
+        return 255 - frame.image
+
+    with widgets.Viewer(URI, process=invert, name="test-process") as viewer:
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= 3)
+        viewer.stop()
+        assert viewer.value.mean() > 100  # the street is dark; inverted it is bright
+
+
+def test_rerunning_the_cell_leaks_nothing():
+    before_viewers = len(_threads("viewer-"))
+    before_sources = len([s for s in capture._OPEN])
+    runs = []
+    for _ in range(3):  # the same cell, run three times
+        viewer = widgets.Viewer(URI, name="test-rerun")
+        viewer.widget()
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= 2)
+        runs.append(viewer)
+    assert len(_threads("viewer-")) == before_viewers + 1
+    assert len([s for s in capture._OPEN]) == before_sources + 1
+    for old in runs[:2]:  # replaced viewers: stopped, and no observer left on their traits
+        assert not old.running and old._widget is None
+        assert not any(old._trait_notifiers.get(name, {}).get("change") for name in ("value", "frames", "running"))
+    assert runs[2]._trait_notifiers["value"]["change"], "the live viewer is still linked"
+    runs[2].close()
+    assert len(_threads("viewer-")) == before_viewers
+    assert len([s for s in capture._OPEN]) == before_sources
