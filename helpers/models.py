@@ -30,17 +30,23 @@ def mobilenet_v2(device: str | torch.device = "cpu") -> torch.nn.Module:
     return model.eval().to(device)
 
 
+def imagenet_batch(images_bgr) -> torch.Tensor:
+    """ImageNet eval preprocessing (resize 256, centre crop 224, normalize) of one BGR uint8
+    image or a list of them: an N x 3 x 224 x 224 float32 CPU tensor.
+
+    It is torchvision's own eval transform, re-implemented in helpers.preprocess (and tested
+    to match it), so the numbers match the published accuracy."""
+    from .preprocess import Preprocessor
+
+    batch, _ = Preprocessor.imagenet(backend="numpy")(images_bgr)
+    return torch.from_numpy(batch)
+
+
 def classify(model: torch.nn.Module, image_bgr, top: int = 5) -> list[tuple[int, str, float]]:
     """Top-k ImageNet classes for one BGR uint8 image: [(class index, label, probability)]."""
-    from torchvision.models import MobileNet_V2_Weights
-
-    # torchvision's own eval transform (resize 256, crop 224, normalize) so the numbers
-    # match the published accuracy; the BGR->RGB swap happens here, once.
-    rgb = torch.from_numpy(image_bgr[:, :, ::-1].copy()).permute(2, 0, 1)
     device = next(model.parameters()).device
-    batch = MobileNet_V2_Weights.IMAGENET1K_V1.transforms()(rgb).unsqueeze(0).to(device)
     with torch.inference_mode():
-        probs = model(batch).softmax(dim=1)[0]
+        probs = model(imagenet_batch(image_bgr).to(device)).softmax(dim=1)[0]
     values, indices = probs.topk(top)
     labels = imagenet_categories()
     return [(int(i), labels[int(i)], float(v)) for v, i in zip(values, indices)]

@@ -1,0 +1,324 @@
+"""ONNX export, checks, graph summary and INT8 quantization.
+
+- ``export_onnx``: torch.export-based (dynamo) exporter, one self-contained ``.onnx`` file with
+  a dynamic batch axis, checked and shape-inferred before it appears at its final path.
+- ``load_checked``: load + ``onnx.checker`` with errors that say what to do.
+- ``graph_summary``: what is inside a model file (ops, parameters, inputs/outputs, size).
+- ``quantize_int8``: ONNX Runtime static quantization to QDQ INT8, calibrated on real frames.
+- ``torch_int8_mobilenet_v2``: the same idea in PyTorch eager mode, for comparison.
+
+Every writer is atomic: it writes a temporary file next to the target and renames it, so an
+interrupted export never leaves a half-written model that a later lesson would load.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import io
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path):
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checked(path: str | os.PathLike):
+    """Load an ONNX file and run the ONNX checker; raise a clear error if either fails."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ONNX model not found: {path}. Export one with helpers.export.export_onnx(model, example, path)."
+        )
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:
+        raise ValueError(
+            f"{path} could not be parsed as an ONNX model ({type(exc).__name__}: {exc}). "
+            f"The file is truncated or is not ONNX: delete it and export again."
+        ) from exc
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"{path} parses but fails the ONNX checker: {first}. "
+            f"Re-export it (a different opset= may help) or report the exporter bug."
+        ) from exc
+    return model
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.PathLike,
+                dynamic_batch: bool = True, opset: int | None = None,
+                input_name: str = "images", output_names: list[str] | None = None) -> Path:
+    """Export ``model`` (one NCHW input) to a single-file ONNX model at ``path``; return the path.
+
+    ``dynamic_batch`` makes axis 0 a named dimension ``batch`` so one file serves batch 1 for
+    latency and bigger batches for throughput. ``opset=None`` takes the exporter's default.
+    """
+    import onnx
+
+    if model.training:
+        raise ValueError(
+            "expected a model in eval mode; found model.training=True. Call model.eval() before exporting, "
+            "otherwise BatchNorm and Dropout are exported with their training behaviour."
+        )
+    if not isinstance(example, torch.Tensor) or example.ndim != 4:
+        found = tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__
+        raise ValueError(f"expected an example NCHW tensor (e.g. torch.zeros(1, 3, 224, 224)); found {found}.")
+    path = Path(path)
+    # The tuple form of dynamic_shapes matches the positional example, so this works whatever
+    # the model's forward() calls its argument.
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    with _atomic_path(path) as tmp:
+        # The exporter narrates each stage on stdout; the notebook shows the summary instead.
+        chatter = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(chatter):
+                torch.onnx.export(
+                    model, (example,), str(tmp), dynamo=True, external_data=False,
+                    opset_version=opset, dynamic_shapes=dynamic_shapes,
+                    input_names=[input_name], output_names=output_names,
+                )
+        except Exception as exc:
+            raise RuntimeError(
+                f"torch.onnx.export failed for {type(model).__name__}: {type(exc).__name__}: "
+                f"{(str(exc).strip().splitlines() or [''])[0]}\nExporter log:\n{chatter.getvalue()[-2000:]}"
+            ) from exc
+        try:
+            checked = load_checked(tmp)
+        except ValueError as exc:
+            raise ValueError(f"the model exported for {path} fails its checks, so it was not written: {exc}") from exc
+        # Strict inference fails loudly on shape contradictions; the inferred intermediate
+        # shapes are saved too, so viewers (Netron) and the quantizer see every tensor's shape.
+        inferred = onnx.shape_inference.infer_shapes(checked, check_type=True, strict_mode=True)
+        onnx.save(inferred, str(tmp))
+    return path
+
+
+def _dims(value_info) -> list:
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim]
+
+
+def _dtype_name(elem_type: int) -> str:
+    import onnx
+
+    return str(onnx.helper.tensor_dtype_to_np_dtype(elem_type)) if elem_type else "unknown"
+
+
+def graph_summary(path: str | os.PathLike) -> dict:
+    """What is inside an ONNX file: ops, parameters, opset, inputs/outputs and size."""
+    import onnx
+
+    model = load_checked(path)
+    graph = model.graph
+    initializers = {t.name for t in graph.initializer}
+    parameters = 0
+    parameter_bytes = 0
+    for tensor in graph.initializer:
+        count = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+        parameters += count
+        parameter_bytes += count * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    ops = collections.Counter(node.op_type for node in graph.node)
+    opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+    return {
+        "path": str(path),
+        "file_bytes": os.path.getsize(path),
+        "opset": opsets.get("ai.onnx"),
+        "opsets": opsets,
+        "ir_version": model.ir_version,
+        "producer": f"{model.producer_name} {model.producer_version}".strip(),
+        "nodes": len(graph.node),
+        "ops": dict(ops.most_common()),
+        "parameters": parameters,
+        "parameter_bytes": parameter_bytes,
+        "external_data": any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer),
+        "quantized": "QuantizeLinear" in ops or "QLinearConv" in ops,
+        "inputs": [{"name": v.name, "shape": _dims(v), "dtype": _dtype_name(v.type.tensor_type.elem_type)}
+                   for v in graph.input if v.name not in initializers],
+        "outputs": [{"name": v.name, "shape": _dims(v), "dtype": _dtype_name(v.type.tensor_type.elem_type)}
+                    for v in graph.output],
+        "metadata": {p.key: p.value for p in model.metadata_props},
+    }
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def int8_recipe() -> dict:
+    """Activation type and weight range for ONNX Runtime's CPU INT8 kernels on this machine.
+
+    x86 without VNNI (AVX2 only) multiplies uint8 activations by int8 weights with
+    VPMADDUBSW, whose 16-bit intermediate sums can saturate: 7-bit weights (reduce_range)
+    keep them in range. int8 activations have no fast AVX2 kernel at all, so uint8 it is.
+    VNNI's dot product accumulates in 32 bits, so full 8-bit weights are safe there. ARM's
+    kernels are built around signed int8 for both.
+    """
+    from onnxruntime.quantization import QuantType
+
+    if platform.machine().lower() in ("arm64", "aarch64"):
+        return {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "reduce_range": False,
+                "why": "ARM: signed int8 activations and weights (S8S8) are the native fast path"}
+    vnni = bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    return {"activation_type": QuantType.QUInt8, "weight_type": QuantType.QInt8, "reduce_range": not vnni,
+            "why": ("x86 with VNNI: uint8 activations x int8 weights, full 8-bit weights" if vnni else
+                    "x86 without VNNI (AVX2): uint8 activations x int8 weights, 7-bit weights (reduce_range) "
+                    "so VPMADDUBSW's 16-bit sums do not saturate")}
+
+
+def _as_float_batch(frame, index: int) -> np.ndarray:
+    if isinstance(frame, torch.Tensor):
+        frame = frame.detach().cpu().numpy()  # calibration runs in ORT on the host
+    frame = np.asarray(frame)
+    if frame.ndim == 3:
+        frame = frame[None]
+    if frame.ndim != 4 or frame.dtype != np.float32:
+        raise ValueError(
+            f"calibration frame {index}: expected a preprocessed float32 NCHW (or CHW) array, exactly what the "
+            f"model gets at inference; found dtype {frame.dtype}, shape {frame.shape}."
+        )
+    return np.ascontiguousarray(frame)
+
+
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                  calibration_frames: Iterable, per_channel: bool = True,
+                  reduce_range: bool | None = None, calibrate_method: str = "minmax") -> Path:
+    """Static INT8 quantization (QDQ format) of an FP32 ONNX model with ONNX Runtime.
+
+    ``calibration_frames``: preprocessed float32 NCHW batches (tensors or arrays), the same
+    preprocessing as at inference. They set each activation's range (MinMax), so they should
+    look like what the model will see: real photos and scene frames, a few dozen is enough.
+    ``calibrate_method``: "minmax" (fast, the widest range seen), "percentile" (clips the
+    top 0.001% of each activation) or "entropy" (minimises KL divergence); the last two take
+    several times longer.
+
+    Weights are int8 per output channel (``per_channel``): MobileNetV2's depthwise filters
+    differ by orders of magnitude between channels, and one scale per tensor would flatten
+    the small ones to zero. The activation type and ``reduce_range`` (None: decided for this
+    CPU) come from :func:`int8_recipe`; the choice is stored in the model's metadata.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    fp32 = load_checked(fp32_path)
+    initializers = {t.name for t in fp32.graph.initializer}
+    input_names = [v.name for v in fp32.graph.input if v.name not in initializers]
+    if len(input_names) != 1:
+        raise ValueError(f"expected a model with one input to calibrate; found inputs {input_names}.")
+    batches = [_as_float_batch(f, i) for i, f in enumerate(calibration_frames)]
+    if not batches:
+        raise ValueError("expected at least one calibration frame; found none. Pass a few dozen preprocessed frames.")
+
+    class Frames(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter(batches)
+
+        def get_next(self):
+            batch = next(self._items, None)
+            return None if batch is None else {input_names[0]: batch}
+
+    methods = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+               "entropy": CalibrationMethod.Entropy}
+    if calibrate_method not in methods:
+        raise ValueError(f"calibrate_method must be one of {sorted(methods)}; found {calibrate_method!r}.")
+    recipe = int8_recipe()
+    if reduce_range is not None:
+        recipe["reduce_range"] = reduce_range
+        recipe["why"] += f" (reduce_range={reduce_range} set by the caller)"
+
+    with tempfile.TemporaryDirectory(prefix="evw-quant-") as work, _atomic_path(out_path) as tmp:
+        prepared = Path(work) / "prepared.onnx"
+        # Symbolic shape inference + ORT's basic fusions (e.g. BatchNorm into Conv) first,
+        # so each Conv gets one QDQ pair instead of quantizing intermediate tensors.
+        quant_pre_process(str(fp32_path), str(prepared))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Please consider to run pre-processing")
+            quantize_static(
+                str(prepared), str(tmp), Frames(), quant_format=QuantFormat.QDQ,
+                per_channel=per_channel, reduce_range=recipe["reduce_range"],
+                activation_type=recipe["activation_type"], weight_type=recipe["weight_type"],
+                calibrate_method=methods[calibrate_method],
+            )
+        quantized = load_checked(tmp)
+        note = (f"static QDQ, {len(batches)} calibration batches, {calibrate_method}, per_channel={per_channel}, "
+                f"activations {recipe['activation_type'].name}, weights {recipe['weight_type'].name}, "
+                f"reduce_range={recipe['reduce_range']}: {recipe['why']}")
+        onnx.helper.set_model_props(quantized, {**{p.key: p.value for p in quantized.metadata_props},
+                                                "evw.int8_recipe": note})
+        onnx.save(quantized, str(tmp))
+    return out_path
+
+
+def torch_int8_mobilenet_v2(calibration_batches: Iterable, engine: str | None = None) -> torch.nn.Module:
+    """MobileNetV2 quantized by PyTorch eager-mode post-training quantization, on CPU.
+
+    torchvision's quantizable copy of the architecture (QuantStub/DeQuantStub, fusable
+    Conv-BN-ReLU blocks) gets the same offline float weights as ``helpers.models``; it is
+    fused, calibrated on ``calibration_batches`` (preprocessed float32 NCHW) and converted.
+    Run it with ``runtimes.TorchQuantized(model, engine)`` using the same engine.
+
+    torch.ao.quantization is deprecated in favour of torchao (it still works in torch 2.14);
+    its deprecation warnings are silenced here only. ONNX Runtime QDQ is the workbook's main
+    INT8 path.
+    """
+    from torchvision.models.quantization import mobilenet_v2 as quantizable_mobilenet_v2
+
+    from . import assets
+    from .runtimes import default_quantized_engine
+
+    engine = engine or default_quantized_engine()
+    batches = [b if isinstance(b, torch.Tensor) else torch.from_numpy(np.asarray(b)) for b in calibration_batches]
+    if not batches:
+        raise ValueError("expected at least one calibration batch; found none.")
+    with warnings.catch_warnings():
+        for message in (".*torch.ao.quantization is deprecated", ".*reduce_range will be deprecated",
+                        ".*quantized tensor creation functions",
+                        # blocks without a residual carry an unused skip_add observer
+                        "must run observer before calling calculate_qparams"):
+            warnings.filterwarnings("ignore", message=message)
+        from torch.ao.quantization import convert, get_default_qconfig, prepare
+
+        # weights=None + our own state dict: torchvision's pre-quantized weights need a download.
+        model = quantizable_mobilenet_v2(weights=None, quantize=False)
+        state = torch.load(assets.resolve("mobilenet_v2_imagenet"), map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        model.eval().fuse_model(is_qat=False)
+        torch.backends.quantized.engine = engine
+        model.qconfig = get_default_qconfig(engine)
+        prepare(model, inplace=True)
+        with torch.inference_mode():
+            for batch in batches:
+                model(batch.to("cpu", torch.float32))
+        convert(model, inplace=True)
+    return model
