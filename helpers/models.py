@@ -38,8 +38,10 @@ def imagenet_batch(images_bgr) -> torch.Tensor:
     to match it), so the numbers match the published accuracy."""
     from .preprocess import Preprocessor
 
-    batch, _ = Preprocessor.imagenet(backend="numpy")(images_bgr)
-    return torch.from_numpy(batch)
+    # The torch backend: its antialiased resize is ~4x faster on a CPU than the numpy
+    # re-implementation of the same filter.
+    batch, _ = Preprocessor.imagenet(backend="torch", device="cpu")(images_bgr)
+    return batch
 
 
 def classify(model: torch.nn.Module, image_bgr, top: int = 5) -> list[tuple[int, str, float]]:

@@ -35,9 +35,11 @@ def side_by_side(images, titles=None, gap: int = 8) -> np.ndarray:
             image = cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
         image = image.copy()
         if titles:
-            (w, h), base = cv2.getTextSize(titles[i], cv2.FONT_HERSHEY_SIMPLEX, 0.6, 1)
+            # Scale the text with the tile so a 1080p title is as readable as a 480p one.
+            scale, thick = 0.6 * max(1.0, height / 480), max(1, round(height / 480))
+            (w, h), base = cv2.getTextSize(titles[i], cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
             cv2.rectangle(image, (0, 0), (w + 12, h + base + 10), (0, 0, 0), -1)
-            cv2.putText(image, titles[i], (6, h + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(image, titles[i], (6, h + 5), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
         tiles.append(image)
         tiles.append(np.full((height, gap, 3), 255, np.uint8))
     return np.concatenate(tiles[:-1], axis=1)

@@ -1,0 +1,28 @@
+"""helpers.bench on real calls: every variant is measured in every round, and the
+percentiles separate a slow function from a fast one measured side by side."""
+
+import time
+
+import pytest
+
+from helpers import bench
+
+
+def test_interleaved_measures_every_variant_and_orders_them():
+    calls = {"fast": [], "slow": []}
+    variants = {
+        "fast": lambda: calls["fast"].append(time.sleep(0.001)),
+        "slow": lambda: calls["slow"].append(time.sleep(0.004)),
+    }
+    samples = bench.interleaved(variants, rounds=3, iters=4, warmup=2)
+    assert {k: len(v) for k, v in samples.items()} == {"fast": 12, "slow": 12}
+    assert len(calls["fast"]) == 14  # warm-up calls are not timed
+    fast, slow = bench.stats(samples["fast"]), bench.stats(samples["slow"])
+    assert fast["median_ms"] >= 1.0 and slow["median_ms"] >= 4.0
+    assert slow["median_ms"] > fast["median_ms"]
+    assert fast["median_ms"] <= fast["p90_ms"] <= fast["p99_ms"] and fast["n"] == 12
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="rounds and iters"):
+        bench.interleaved({"x": lambda: None}, rounds=0)
