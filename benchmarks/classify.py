@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import assets, env, export, models, runtimes  # noqa: E402
+from helpers import assets, bench, env, export, models, runtimes  # noqa: E402
 from helpers.synth import Scene  # noqa: E402
 
 PHOTOS = ["photo_chelsea", "photo_astronaut", "photo_coffee", "photo_rocket",
@@ -87,15 +87,6 @@ def rss_mb() -> float | None:
     except ImportError:
         return None
     return psutil.Process().memory_info().rss / 2**20
-
-
-def time_calls(runtime, batch, iters: int) -> list[float]:
-    samples = []
-    for _ in range(iters):
-        start = time.perf_counter_ns()
-        runtime.run(batch)
-        samples.append((time.perf_counter_ns() - start) / 1e6)
-    return samples
 
 
 def main(argv=None) -> int:
@@ -197,7 +188,7 @@ def main(argv=None) -> int:
     for r in range(args.rounds):
         order = keys[r % len(keys):] + keys[:r % len(keys)]
         for key in order:
-            calls = time_calls(variants[key]["runtime"], timed_batch, args.iters)
+            calls = bench.time_calls(lambda: variants[key]["runtime"].run(timed_batch), args.iters)
             samples[key] += calls
             round_medians[key].append(round(float(np.median(calls)), 2))
         print(f"round {r + 1}/{args.rounds} done")
