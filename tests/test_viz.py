@@ -7,7 +7,9 @@ def test_draw_boxes_draws_on_a_copy():
     image = np.zeros((100, 200, 3), np.uint8)
     out = viz.draw_boxes(image, [[10, 20, 60, 80]], ["car"], colors=[(0, 255, 0)], thickness=1)
     assert image.max() == 0, "the input is left untouched"
-    assert tuple(out[50, 10]) == (0, 255, 0) and tuple(out[50, 60]) == (0, 255, 0)  # left and right edges
+    # Anti-aliased lines spread over a pixel or two around the edge.
+    assert out[45:55, 9:12, 1].max() > 100 and out[45:55, 59:62, 1].max() > 100
+    assert out[..., [0, 2]].max() == 0  # only the requested colour
     assert out[50, 35].max() == 0  # inside stays empty
 
 
