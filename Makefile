@@ -42,7 +42,9 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_synth.py --json benchmarks/results/synth.json
+	$(PY) benchmarks/bench_synth.py --sizes --json benchmarks/results/synth.json
+	$(PY) benchmarks/preprocess.py --json benchmarks/results/preprocess.json
+	$(PY) benchmarks/classify.py --json benchmarks/results/classify.json
 
 clean:
 	rm -rf build .pytest_cache

@@ -11,8 +11,6 @@ Prints a table and writes JSON (default benchmarks/results/synth.json). The targ
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-from helpers import env  # noqa: E402
+from helpers import bench  # noqa: E402
 from helpers.synth import Scene  # noqa: E402
 
 SWEEP = ["320x240", "640x480", "1280x720", "1920x1080"]
@@ -93,16 +91,10 @@ def main(argv=None) -> int:
         "benchmark": "synth",
         "what": "Scene.frame(i) for every frame: clean render + noise model + ground truth, "
                 "no disk I/O; includes scene setup",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        # The same fingerprint every benchmark stores, so numbers from different
-        # machines are never compared blind.
-        "environment": env.probe(camera_timeout=1.0).to_dict(),
         "target": dict(TARGET, met=met),
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    bench.write_results(args.json, result)
     return 0
 
 

@@ -22,8 +22,6 @@ top-1 agreement >= 95%. Misses are reported, not tuned away.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 import time
@@ -35,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import assets, bench, env, export, models, runtimes  # noqa: E402
+from helpers import assets, bench, export, models, runtimes  # noqa: E402
 from helpers.synth import Scene  # noqa: E402
 
 PHOTOS = ["photo_chelsea", "photo_astronaut", "photo_coffee", "photo_rocket",
@@ -245,8 +243,6 @@ def main(argv=None) -> int:
         "what": "MobileNetV2 (torchvision IMAGENET1K_V1 weights) classification latency on one "
                 "preprocessed 1x3x224x224 float32 batch (chelsea), runtime.run() only; "
                 "preprocessing and softmax are not timed",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": env.probe(camera_timeout=1.0).to_dict(),
         "load_average": {"before": [round(x, 2) for x in load_before],
                          "after": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"batch": 1, "size": 224, "threads": args.threads, "rounds": args.rounds,
@@ -278,9 +274,7 @@ def main(argv=None) -> int:
         "checks": checks,
         "total_s": round(time.perf_counter() - started, 1),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    bench.write_results(args.json, result)
     return 0
 
 

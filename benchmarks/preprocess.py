@@ -14,8 +14,6 @@ upload. Prints a table and writes JSON (default benchmarks/results/preprocess.js
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import sys
 import time
@@ -28,7 +26,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import env  # noqa: E402
+from helpers import bench  # noqa: E402
 from helpers.preprocess import Preprocessor  # noqa: E402
 from helpers.synth import Scene  # noqa: E402
 
@@ -146,19 +144,13 @@ def main(argv=None) -> int:
         "what": f"Preprocessor(size={NET_SIZE}, letterbox=True) on one {FRAME_SIZE[0]}x"
                 f"{FRAME_SIZE[1]} BGR uint8 frame -> normalized float32 1x3x{NET_SIZE[1]}x"
                 f"{NET_SIZE[0]}; GPU rows include host->device upload unless no_upload",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "environment": env.probe(camera_timeout=1.0).to_dict(),
-        # Other work on the machine inflates CPU timings; the load says how much to trust them.
-        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "threads": {"torch": torch.get_num_threads(), "opencv": cv2.getNumThreads()},
         "warmup": args.warmup,
         "repeats": args.repeats,
         "targets": targets,
         "results": rows,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.json}")
+    bench.write_results(args.json, result)
     return 0
 
 

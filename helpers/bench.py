@@ -45,3 +45,31 @@ def stats(samples_ms) -> dict:
     a = np.asarray(samples_ms, dtype=np.float64)
     return {"median_ms": round(float(np.median(a)), 3), "p90_ms": round(float(np.percentile(a, 90)), 3),
             "p99_ms": round(float(np.percentile(a, 99)), 3), "n": int(a.size)}
+
+
+def write_results(path, payload: dict):
+    """Write a benchmark's JSON atomically, stamped with the date, the machine's load and the
+    ``env.probe()`` fingerprint, so numbers from different machines are never compared blind."""
+    import datetime
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from . import env
+
+    path = Path(path)
+    stamped = {
+        **payload,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        # Other work on the machine inflates CPU timings; the load says how much to trust them.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "environment": env.probe(camera_timeout=1.0).to_dict(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(stamped, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    return path

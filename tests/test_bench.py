@@ -26,3 +26,13 @@ def test_interleaved_measures_every_variant_and_orders_them():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="rounds and iters"):
         bench.interleaved({"x": lambda: None}, rounds=0)
+
+
+def test_write_results_stamps_and_is_atomic(tmp_path):
+    import json
+
+    path = bench.write_results(tmp_path / "out" / "r.json", {"benchmark": "t", "results": [1, 2]})
+    data = json.loads(path.read_text())
+    assert data["results"] == [1, 2] and data["environment"]["python"]
+    assert len(data["load_average_1_5_15"]) == 3 and data["date"].startswith("20")
+    assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp file left behind
