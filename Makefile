@@ -5,7 +5,6 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 # Never touch the network from the test suite or the executed workbook.
 export EVW_OFFLINE := 1
-export MPLBACKEND  := Agg
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv test unit nbval run lab bench clean distclean
@@ -29,8 +28,9 @@ $(STAMP): pyproject.toml
 
 test: unit nbval
 
+# Agg only for unit tests: kernels must keep ipykernel's inline backend, or make run's HTML has no plots.
 unit: $(STAMP)
-	$(PY) -m pytest tests -q
+	MPLBACKEND=Agg $(PY) -m pytest tests -q
 
 nbval: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks

@@ -77,6 +77,15 @@ DEFAULT_FPS = 30.0  # for image folders and files whose container states no rate
 SINK_FOURCCS = ("avc1", "mp4v", "MJPG")
 
 
+class FrameTimeout(RuntimeError):
+    """No frame arrived within the timeout (a RuntimeError, so callers need not know it)."""
+
+
+def source_kind(uri) -> str:
+    """What a URI opens: camera, file, stream, images or synthetic (raises as VideoSource would)."""
+    return _classify(uri)[0]
+
+
 class Frame(NamedTuple):
     index: int  # frames read from the source so far; gaps mean frames were dropped
     timestamp: float  # seconds: presentation time (recorded) or time.monotonic() (live)
@@ -356,7 +365,8 @@ def _pump(reader, q, stop, policy, stats, *, retry_failed_reads, loop, realtime)
         try:
             reader.release()
         finally:
-            _offer(q, final, policy, stop, stats)
+            # "all": the end marker waits for room instead of evicting the last real frame.
+            _offer(q, final, "all", stop, stats)
 
 
 # ---------------------------------------------------------------- VideoSource
@@ -523,7 +533,7 @@ class VideoSource:
         try:
             item = self._queue.get(timeout=wait)
         except queue.Empty:
-            raise RuntimeError(
+            raise FrameTimeout(
                 f"no frame from {self.uri!r} within {wait:g} s (expected a {self.kind} that "
                 f"delivers frames). " + _STALL_HINTS[self.kind]) from None
         if item is _END:
@@ -727,7 +737,7 @@ class VideoSink:
             candidates = [self.requested_fourcc]
         else:
             known = _WORKING_FOURCC.get(suffix)
-            candidates = [known] if known else list(SINK_FOURCCS)
+            candidates = ([known] if known else []) + [c for c in SINK_FOURCCS if c != known]
         for code in candidates:
             writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*code), self.fps,
                                      self.size)

@@ -265,7 +265,8 @@ def probe_cupy() -> dict:
 _CAMERA_SCRIPT = r"""
 import sys, cv2
 for index in map(int, sys.argv[1:]):
-    capture = cv2.VideoCapture(index)
+    # The same backend VideoSource opens cameras with, so "available" means usable.
+    capture = cv2.VideoCapture(index, cv2.CAP_V4L2) if sys.platform.startswith("linux") else cv2.VideoCapture(index)
     ok = capture.isOpened() and capture.read()[0]
     capture.release()
     if ok:

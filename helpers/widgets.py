@@ -25,9 +25,11 @@ import cv2
 import numpy as np
 import traitlets
 
-from .capture import VideoSource
+from .capture import FrameTimeout, VideoSource, source_kind
 
-_VIEWERS: "weakref.WeakValueDictionary[str, Viewer]" = weakref.WeakValueDictionary()
+_VIEWERS: "weakref.WeakValueDictionary[str, Viewer]" = weakref.WeakValueDictionary()  # by name
+_ALL: "weakref.WeakSet[Viewer]" = weakref.WeakSet()  # named or not, for close_all()
+POLL_S = 0.5  # how often the frame thread checks for Stop while a source is silent
 
 
 def bgr_to_jpeg(image: np.ndarray, quality: int = 80) -> bytes:
@@ -51,6 +53,7 @@ class Viewer(traitlets.HasTraits):
         """``source``: a URI (or a ready ``VideoSource``); ``process``: optional
         ``frame -> image`` applied before display (e.g. detect and draw)."""
         super().__init__()
+        _ALL.add(self)
         if name is not None:
             earlier = _VIEWERS.get(name)
             if earlier is not None:
@@ -75,13 +78,25 @@ class Viewer(traitlets.HasTraits):
             return self._source_arg
         kw = dict(self._source_kw)
         kw.setdefault("policy", "latest")  # a viewer wants the freshest frame, like a camera
+        if source_kind(self._source_arg) in ("camera", "stream"):
+            kw["loop"] = False  # only recorded sources can restart
         return VideoSource(self._source_arg, **kw)
 
     def _loop(self):
         stamps: deque = deque(maxlen=30)
+        silent = 0.0
         try:
             while not self._stop.is_set():
-                frame = self._source.read(timeout=1.0)
+                # Short waits keep Stop responsive; the source's own timeout decides when
+                # a silent camera is an error (a first frame can take seconds to expose).
+                try:
+                    frame = self._source.read(timeout=POLL_S)
+                except FrameTimeout:
+                    silent += POLL_S
+                    if silent >= self._source.timeout:
+                        raise
+                    continue
+                silent = 0.0
                 if frame is None:  # end of a source that does not loop
                     break
                 image = frame.image if self.process is None else self.process(frame)
@@ -173,5 +188,6 @@ class Viewer(traitlets.HasTraits):
 
 
 def close_all() -> None:
-    for viewer in list(_VIEWERS.values()):
+    """Close every viewer, named or not (a running viewer is kept alive by its own thread)."""
+    for viewer in list(_ALL):
         viewer.close()

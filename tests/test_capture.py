@@ -425,3 +425,11 @@ def test_sink_without_an_encoder(tmp_path):
     with pytest.raises(RuntimeError, match="avc1, mp4v, MJPG"):
         VideoSink(tmp_path / "out.xyz", fps=25, size=SIZE)
     assert os.listdir(tmp_path) == []
+
+
+def test_latest_policy_keeps_the_last_frame_at_end_of_stream():
+    # The end marker must wait for room, not evict the final real frame.
+    with VideoSource("synthetic://?size=320x240&length=5", policy="latest", queue_size=1) as source:
+        time.sleep(0.5)  # the reader finishes long before we read
+        frames = list(source)
+    assert frames and frames[-1].index == 4

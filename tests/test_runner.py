@@ -27,12 +27,13 @@ def test_run_notebooks_writes_html_index_and_summary(tmp_path):
     )
     _write(bad, new_code_cell("1 / 0"))
     out = tmp_path / "build"
+    # A relative --out, as the Makefile passes: the kernels' records must still be found.
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "run_notebooks.py"), str(good), str(bad), "--out", str(out), "--timeout", "120"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        [sys.executable, str(ROOT / "tools" / "run_notebooks.py"), str(good), str(bad), "--out", "build", "--timeout", "120"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one notebook failed
-    assert "answer: 42" in proc.stdout and "ZeroDivisionError" in proc.stdout
+    assert "answer: 42" in proc.stdout and "CPU" in proc.stdout and "ZeroDivisionError" in proc.stdout
     assert (out / "90_good.html").is_file() and (out / "91_bad.html").is_file()
     executed = nbformat.read(out / "90_good.ipynb", as_version=4)
     assert executed.cells[2].get("outputs", []) == []  # the tagged cell was skipped

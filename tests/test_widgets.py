@@ -75,3 +75,20 @@ def test_rerunning_the_cell_leaks_nothing():
     runs[2].close()
     assert len(_threads("viewer-")) == before_viewers
     assert len([s for s in capture._OPEN]) == before_sources
+
+
+def test_a_slow_source_does_not_stop_the_viewer():
+    # 1.5 fps: longer between frames than the viewer's poll interval.
+    with widgets.Viewer("synthetic://?size=320x240&fps=1.5&length=20", name="test-slow") as viewer:
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= 3, timeout=6.0), viewer.status()
+        assert viewer.running and "stopped by" not in viewer.status()
+
+
+def test_close_all_closes_unnamed_viewers_too():
+    before = len(_threads("viewer-"))
+    viewer = widgets.Viewer(URI)
+    viewer.start()
+    assert _wait(lambda: viewer.frames >= 1)
+    widgets.close_all()
+    assert len(_threads("viewer-")) == before and not viewer.running

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +41,7 @@ def execute(path: Path, out_dir: Path, timeout: int) -> dict:
     status, error = "passed", ""
     try:
         client.execute()
-    except (CellExecutionError, CellTimeoutError) as exc:
+    except Exception as exc:  # a failed cell, a timeout, or a dead kernel: report it, run the rest
         status = "failed"
         error = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
     seconds = time.perf_counter() - started
@@ -87,7 +86,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    out_dir = args.out
+    # Absolute: kernels run in notebooks/, so a relative path would send their records elsewhere.
+    out_dir = args.out.resolve()
     results = out_dir / "results"
     shutil.rmtree(results, ignore_errors=True)
     results.mkdir(parents=True)
