@@ -1,0 +1,251 @@
+"""Scores for detectors, trackers and images.
+
+Ground truth always arrives as a ``mot.GroundTruth`` (xyxy, 0-based frames), so the
+synthetic scenes and a public MOTChallenge gt.txt (through ``mot.read_gt``) go through
+the same call. The counting is done by the reference libraries, not here:
+
+- detection: pycocotools (COCO mAP, 101-point interpolated precision);
+- tracking: motmetrics (CLEAR MOT and identity metrics);
+- images: OpenCV's PSNR.
+
+Ground-truth rows with ``visibility < min_visibility`` or ``active == 0`` (MOTChallenge's
+"ignore" flag) are don't-care regions: a detection on them is neither a hit nor a false
+positive, and missing them costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import cv2
+import motmetrics as mm
+import numpy as np
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from scipy.optimize import linear_sum_assignment
+
+from .mot import GroundTruth
+
+__all__ = ["detection_metrics", "tracking_metrics", "psnr"]
+
+_COCO_IOUS = np.linspace(0.5, 0.95, 10)
+
+
+def _ignored(gt: GroundTruth, min_visibility: float) -> np.ndarray:
+    return (gt.visibility < min_visibility) | (gt.active == 0)
+
+
+def _xywh(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def _prediction_rows(predictions):
+    """Yield (frame, boxes, scores, labels) from a list of tuples or a dict frame -> detections."""
+    items = predictions.items() if isinstance(predictions, dict) else \
+        ((p[0], p[1:]) for p in predictions)
+    for frame, det in items:
+        if hasattr(det, "boxes"):
+            boxes, scores, labels = det.boxes, det.scores, det.labels
+        else:
+            if len(det) != 3:
+                raise ValueError(f"detection_metrics: expected (frame, boxes, scores, labels) or "
+                                 f"frame -> Detections, found {len(det)} values for frame {frame}. "
+                                 "Give boxes (N, 4) xyxy, scores (N,) and labels (N,).")
+            boxes, scores, labels = det
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        scores = np.asarray(scores, np.float64).reshape(-1)
+        labels = np.asarray(labels, np.int64).reshape(-1)
+        if not len(boxes) == len(scores) == len(labels):
+            raise ValueError(f"detection_metrics: frame {frame}: expected as many scores and "
+                             f"labels as boxes, found {len(boxes)} boxes, {len(scores)} scores, "
+                             f"{len(labels)} labels.")
+        yield int(frame), boxes, scores, labels
+
+
+def _coco(images, categories, annotations) -> COCO:
+    # Built in memory rather than through COCO.loadRes, which cannot take zero detections.
+    coco = COCO()
+    coco.dataset = {"images": images, "categories": categories, "annotations": annotations}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
+def _mean_valid(a: np.ndarray) -> float:
+    # pycocotools marks "no ground truth for this class" with -1.
+    valid = a[a > -1]
+    return float(valid.mean()) if valid.size else float("nan")
+
+
+def detection_metrics(gt: GroundTruth, predictions, min_visibility: float = 0.0,
+                      iou: float = 0.5, score_threshold: float = 0.5) -> dict:
+    """COCO-style detection scores of ``predictions`` against ``gt``.
+
+    ``predictions``: a list of ``(frame, boxes, scores, labels)`` or a dict
+    ``frame -> Detections`` (anything with ``.boxes``, ``.scores``, ``.labels``) or
+    ``frame -> (boxes, scores, labels)``; boxes are xyxy and frames 0-based like ``gt``.
+
+    Returns a dict:
+      ``map`` mAP@[.5:.95]; ``map50`` mAP@0.5; ``ap_per_class`` {class_id: AP at ``iou``};
+      ``precision``, ``recall``, ``tp``, ``fp``, ``num_gt`` counted at IoU ``iou`` over the
+      detections with score >= ``score_threshold``;
+      ``pr_curve`` {"recall": 101 points, "precision": mean over classes,
+      "per_class": {class_id: precision}} at IoU 0.5, for a plot.
+    Classes without ground truth get AP nan and are left out of the means (COCO's rule).
+    """
+    if not 0.0 < iou <= 1.0:
+        raise ValueError(f"detection_metrics: expected 0 < iou <= 1, found {iou}.")
+    rows = list(_prediction_rows(predictions))
+    ignore = _ignored(gt, min_visibility)
+    frames = sorted(set(gt.frames().tolist()) | {r[0] for r in rows})
+    class_ids = sorted(set(gt.class_id.tolist()) | {int(c) for r in rows for c in r[3]})
+    images = [{"id": f} for f in frames]
+    categories = [{"id": c} for c in class_ids]
+
+    gt_ann = []
+    for k, (box, f, c, ign) in enumerate(zip(_xywh(gt.boxes), gt.frame, gt.class_id, ignore)):
+        # iscrowd turns the object into an ignore region for COCOeval.
+        gt_ann.append({"id": k + 1, "image_id": int(f), "category_id": int(c),
+                       "bbox": box.tolist(), "area": float(box[2] * box[3]),
+                       "iscrowd": int(ign)})
+    dt_ann = []
+    for f, boxes, scores, labels in rows:
+        for box, s, c in zip(_xywh(boxes), scores, labels):
+            dt_ann.append({"id": len(dt_ann) + 1, "image_id": f, "category_id": int(c),
+                           "bbox": box.tolist(), "area": float(box[2] * box[3]),
+                           "score": float(s), "iscrowd": 0})
+
+    ev = COCOeval(_coco(images, categories, gt_ann), _coco(images, categories, dt_ann), "bbox")
+    ev.params.imgIds = frames
+    ev.params.iouThrs = np.unique(np.round(np.r_[_COCO_IOUS, iou], 10))
+    # A crowded frame can hold more than COCO's 100 detections per image; keep them all.
+    ev.params.maxDets = [1, 10, max(100, max((len(r[1]) for r in rows), default=0))]
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.evaluate()
+        ev.accumulate()
+
+    thrs = ev.params.iouThrs
+    t_iou = int(np.argmin(np.abs(thrs - iou)))
+    t_50 = int(np.argmin(np.abs(thrs - 0.5)))
+    coco_t = np.isin(np.round(thrs, 10), np.round(_COCO_IOUS, 10))
+    # precision: [iou thr, recall thr, class, area range (0 = all), max dets (-1 = most)]
+    prec = ev.eval["precision"][:, :, :, 0, -1]
+
+    def class_ap(t):
+        return {c: _mean_valid(prec[t, :, k]) for k, c in enumerate(class_ids)}
+
+    def mean_ap(p):
+        value = _mean_valid(p)
+        # No ground truth anywhere: nothing to find. With ground truth, no detections is 0.
+        return value if not np.isnan(value) or len(gt) == 0 else 0.0
+
+    # Precision/recall at one operating point, from COCOeval's own per-image matching.
+    tp = fp = num_gt = 0
+    max_det = ev.params.maxDets[-1]
+    for e in ev.evalImgs:
+        if e is None or e["aRng"] != ev.params.areaRng[0] or e["maxDet"] != max_det:
+            continue
+        keep = (np.asarray(e["dtScores"]) >= score_threshold) & ~e["dtIgnore"][t_iou].astype(bool)
+        hit = e["dtMatches"][t_iou] > 0
+        tp += int((hit & keep).sum())
+        fp += int((~hit & keep).sum())
+        num_gt += int((~np.asarray(e["gtIgnore"], bool)).sum())
+
+    curve = prec[t_50]
+    return {
+        "map": mean_ap(prec[coco_t]),
+        "map50": mean_ap(prec[t_50]),
+        "ap_per_class": class_ap(t_iou),
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / num_gt if num_gt else 0.0,
+        "tp": tp, "fp": fp, "num_gt": num_gt,
+        "pr_curve": {
+            "recall": ev.params.recThrs.copy(),
+            "precision": np.array([_mean_valid(curve[r]) for r in range(curve.shape[0])]),
+            "per_class": {c: np.where(curve[:, k] > -1, curve[:, k], np.nan)
+                          for k, c in enumerate(class_ids)},
+        },
+    }
+
+
+def _iou_distance(objs_xywh: np.ndarray, hyps_xywh: np.ndarray, max_d: float) -> np.ndarray:
+    # mm.distances.iou_matrix is this plus np.asfarray, which numpy 2 removed.
+    d = 1.0 - mm.distances.boxiou(objs_xywh[:, None], hyps_xywh[None, :])
+    return np.where(d > max_d, np.nan, d)
+
+
+def _hypotheses(value):
+    if hasattr(value, "track_ids"):
+        return np.asarray(value.boxes, np.float64).reshape(-1, 4), np.asarray(value.track_ids)
+    boxes, ids = value
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    ids = np.asarray(ids).reshape(-1)
+    if len(boxes) != len(ids):
+        raise ValueError(f"tracking_metrics: expected one track id per box, found {len(boxes)} "
+                         f"boxes and {len(ids)} ids.")
+    return boxes, ids
+
+
+def tracking_metrics(gt: GroundTruth, tracks_per_frame: dict, iou: float = 0.5,
+                     min_visibility: float = 0.0) -> dict:
+    """CLEAR MOT / identity scores of tracker output against ``gt`` (via motmetrics).
+
+    ``tracks_per_frame``: ``frame -> (boxes xyxy, track_ids)`` or ``frame -> Tracks``; a
+    frame missing from the dict had no tracks. A track matches an object when IoU >= ``iou``.
+
+    Returns ``mota``, ``idf1``, ``id_switches``, ``motp`` (mean IoU of matched pairs, the
+    MOTChallenge convention; motmetrics itself reports the distance 1 - IoU),
+    ``num_frames``, ``precision``, ``recall``, ``false_positives``, ``misses``,
+    ``num_objects``.
+    """
+    if not 0.0 < iou <= 1.0:
+        raise ValueError(f"tracking_metrics: expected 0 < iou <= 1, found {iou}.")
+    acc = mm.MOTAccumulator(auto_id=False)
+    ignore = _ignored(gt, min_visibility)
+    frames = sorted(set(gt.frames().tolist()) | {int(f) for f in tracks_per_frame})
+    empty = (np.zeros((0, 4)), np.zeros(0, np.int64))
+    for f in frames:
+        rows = gt.frame == f
+        boxes, ids = _hypotheses(tracks_per_frame.get(f, empty))
+        hyp = _xywh(boxes)
+        objs = _xywh(gt.boxes[rows])
+        ign = ignore[rows]
+        if ign.any() and len(hyp):
+            # As the MOTChallenge devkit does: a track that matches an ignored object is
+            # dropped, so it is neither a false positive nor a hit.
+            d = np.nan_to_num(_iou_distance(objs, hyp, 1.0 - iou), nan=2.0)
+            r, c = linear_sum_assignment(d)
+            drop = c[(d[r, c] <= 1.0 - iou) & ign[r]]
+            hyp, ids = np.delete(hyp, drop, axis=0), np.delete(ids, drop)
+        objs, oids = objs[~ign], gt.track_id[rows][~ign]
+        dist = _iou_distance(objs, hyp, 1.0 - iou) if len(objs) and len(hyp) else \
+            np.zeros((len(objs), len(hyp)))
+        acc.update(oids.tolist(), ids.tolist(), dist, frameid=f)
+
+    names = ["mota", "idf1", "num_switches", "motp", "num_frames", "precision", "recall",
+             "num_false_positives", "num_misses", "num_objects"]
+    s = mm.metrics.create().compute(acc, metrics=names, name="seq").iloc[0]
+    return {
+        "mota": float(s["mota"]), "idf1": float(s["idf1"]),
+        "id_switches": int(s["num_switches"]), "motp": 1.0 - float(s["motp"]),
+        "num_frames": int(s["num_frames"]), "precision": float(s["precision"]),
+        "recall": float(s["recall"]), "false_positives": int(s["num_false_positives"]),
+        "misses": int(s["num_misses"]), "num_objects": int(s["num_objects"]),
+    }
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two uint8 images of the same shape.
+
+    Identical images give inf (OpenCV would report a finite 361 dB).
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError(f"psnr: expected two uint8 images of the same shape, found "
+                         f"{a.dtype}{a.shape} and {b.dtype}{b.shape}. Convert with "
+                         ".astype(np.uint8) after clipping, or resize one to match.")
+    if np.array_equal(a, b):
+        return float("inf")
+    return float(cv2.PSNR(a, b))
