@@ -140,9 +140,9 @@ class Viewer(traitlets.HasTraits):
         if self._source is not None and not isinstance(self._source_arg, VideoSource):
             self._source.close()
         self._source = None
-        if self._widget is not None:
-            self._widget.close()
-            self._widget = None
+        # The widget itself stays open, unlinked: it keeps showing the last frame, in the
+        # notebook and in the saved widget state of an exported HTML page.
+        self._widget = None
 
     def status(self) -> str:
         text = f"{self.fps:5.1f} fps · {self.frames} frames · {self.dropped} dropped"
