@@ -19,9 +19,10 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import urllib.request
 import warnings
+
+from .files import atomic_path
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,11 +155,9 @@ def download(asset: Asset, timeout: float = 15.0, progress: bool = True) -> Path
     from tqdm.auto import tqdm
 
     target = cache_dir(asset) / asset.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{asset.filename}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(asset.url, timeout=timeout) as response:
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(asset.url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=asset.filename, disable=not progress) as bar:
                 while block := response.read(1 << 16):
@@ -170,10 +169,6 @@ def download(asset: Asset, timeout: float = 15.0, progress: bool = True) -> Path
                 f"Downloaded {asset.url} but its sha256 is {digest.hexdigest()}, expected {asset.sha256}: "
                 f"the download is corrupt or the file changed upstream. It was discarded. {asset.offline}"
             )
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return target
 
 

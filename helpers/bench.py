@@ -53,12 +53,10 @@ def write_results(path, payload: dict):
     import datetime
     import json
     import os
-    import tempfile
-    from pathlib import Path
 
     from . import env
+    from .files import write_text
 
-    path = Path(path)
     stamped = {
         **payload,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -66,10 +64,6 @@ def write_results(path, payload: dict):
         "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "environment": env.probe(camera_timeout=1.0).to_dict(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(stamped, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    path = write_text(path, json.dumps(stamped, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path

@@ -26,19 +26,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+from .files import atomic_path
 
 
 def load_checked(path: str | os.PathLike):
@@ -90,7 +78,7 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
     # The tuple form of dynamic_shapes matches the positional example, so this works whatever
     # the model's forward() calls its argument.
     dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
-    with _atomic_path(path) as tmp:
+    with atomic_path(path) as tmp:
         # The exporter narrates each stage on stdout; the notebook shows the summary instead.
         chatter = io.StringIO()
         try:
@@ -257,7 +245,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         recipe["reduce_range"] = reduce_range
         recipe["why"] += f" (reduce_range={reduce_range} set by the caller)"
 
-    with tempfile.TemporaryDirectory(prefix="evw-quant-") as work, _atomic_path(out_path) as tmp:
+    with tempfile.TemporaryDirectory(prefix="evw-quant-") as work, atomic_path(out_path) as tmp:
         prepared = Path(work) / "prepared.onnx"
         # Symbolic shape inference + ORT's basic fusions (e.g. BatchNorm into Conv) first,
         # so each Conv gets one QDQ pair instead of quantizing intermediate tensors.

@@ -9,13 +9,13 @@ A gt.txt line (MOT16/17):  frame,id,bb_left,bb_top,bb_width,bb_height,conf,class
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from .files import write_text
 
 COLUMNS = "frame,id,bb_left,bb_top,bb_width,bb_height,conf,class,visibility"
 
@@ -99,17 +99,8 @@ def write_gt(path, gt: GroundTruth) -> Path:
             _num(lt[k, 0]), _num(lt[k, 1]), _num(wh[k, 0]), _num(wh[k, 1]),
             str(int(gt.active[r])), str(int(gt.class_id[r])), _num(gt.visibility[r]),
         )))
-    path.parent.mkdir(parents=True, exist_ok=True)
     # A reader (an evaluator, another notebook) must never see a half-written file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="\n") as f:
-            f.write("".join(line + "\n" for line in lines))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text(path, "".join(line + "\n" for line in lines))
 
 
 _SPLIT = re.compile(r"[,\s]+")

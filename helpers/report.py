@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 from .assets import REPO_ROOT
+from .files import write_text
 
 
 def results_dir() -> Path:
@@ -21,15 +21,8 @@ def results_dir() -> Path:
 
 def record(notebook: str, track: str, figures: dict, skipped: list[str] | None = None) -> Path:
     """Write this notebook's key figures as JSON (atomically: the runner may read at any time)."""
-    out = results_dir()
-    out.mkdir(parents=True, exist_ok=True)
     payload = {"notebook": notebook, "track": track, "figures": figures, "skipped": skipped or []}
-    target = out / f"{notebook}.json"
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, default=str)
-    os.replace(tmp, target)
-    return target
+    return write_text(results_dir() / f"{notebook}.json", json.dumps(payload, indent=2, default=str))
 
 
 def load(notebook: str) -> dict | None:

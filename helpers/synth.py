@@ -19,7 +19,6 @@ from __future__ import annotations
 import colorsys
 import functools
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 
 from helpers import assets, mot
+from helpers.files import atomic_path
 
 CLASSES = ("person", "car")
 MOT_CLASS_ID = {"person": 1, "car": 3}
@@ -574,8 +574,11 @@ class Scene:
         if not path.suffix:
             raise ValueError(f"video path needs an extension that names the container "
                              f"(.mp4, .avi); found {path}.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+        with atomic_path(path, suffix=path.suffix) as tmp:  # the suffix picks the container
+            self._encode(tmp, path, which, fourcc)
+        return path
+
+    def _encode(self, tmp: Path, path: Path, which: str, fourcc: str) -> None:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
         try:
             if not writer.isOpened():
@@ -592,8 +595,5 @@ class Scene:
             if not tmp.is_file() or tmp.stat().st_size == 0:
                 raise RuntimeError(f"cv2.VideoWriter wrote nothing to {path} (fourcc {fourcc!r}). "
                                    "Try fourcc='MJPG' with a .avi path.")
-            os.replace(tmp, path)
         finally:
             writer.release()
-            tmp.unlink(missing_ok=True)
-        return path
