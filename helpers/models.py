@@ -52,3 +52,144 @@ def classify(model: torch.nn.Module, image_bgr, top: int = 5) -> list[tuple[int,
     values, indices = probs.topk(top)
     labels = imagenet_categories()
     return [(int(i), labels[int(i)], float(v)) for v, i in zip(values, indices)]
+
+
+# ---------------------------------------------------------------- detectors
+#
+# Both detectors are torchvision ``SSD`` objects with an SSDLite head, so they share one
+# code path: ``raw_detector`` runs backbone + head only, and helpers.detect does the rest.
+
+DETECTOR_INPUT = (320, 320)  # (width, height): SSDLite320, frames are stretched to it
+SYNTH_DETECTOR_NAME = "ssdlite_mobilenet_v2_synth"
+# Labels are COCO category ids, so the bundled and the COCO detector (and the synthetic
+# ground truth, and MOTChallenge's person = 1) all speak the same numbers.
+SYNTH_LABELS = ("__background__", "person", "N/A", "car")
+# Anchor scales (fraction of the input side) for the six SSDLite feature maps, plus the
+# extra top scale SSD uses for its second square box. torchvision's COCO model starts at
+# 0.2 (64 px): far people in a street scene are 25 px wide, so ours start at 0.07.
+SYNTH_ANCHOR_SCALES = (0.07, 0.15, 0.23, 0.31, 0.39, 0.47, 0.6)
+
+
+class _MobileNetV2Features(torch.nn.Module):
+    """SSDLite feature extractor on MobileNetV2 (Sandler et al. 2018, section 6.3): the first
+    map taps the expansion layer of the stride-32 block (576 channels at stride 16), the second
+    is the backbone's last layer, and four extra blocks halve the resolution down to 1x1.
+    Mirrors torchvision's SSDLiteFeatureExtractorMobileNet, which expects MobileNetV3 blocks."""
+
+    C4 = 14  # features[14]: the first block of the stride-32 stage
+
+    def __init__(self, features: torch.nn.Sequential, norm_layer):
+        from torchvision.models.detection.ssdlite import _extra_block, _normal_init
+
+        super().__init__()
+        c4 = features[self.C4]
+        self.features = torch.nn.Sequential(
+            torch.nn.Sequential(*features[: self.C4], c4.conv[0]),
+            torch.nn.Sequential(*c4.conv[1:], *features[self.C4 + 1:]),
+        )
+        extra = torch.nn.ModuleList([
+            _extra_block(features[-1].out_channels, 512, norm_layer),
+            _extra_block(512, 256, norm_layer),
+            _extra_block(256, 256, norm_layer),
+            _extra_block(256, 128, norm_layer),
+        ])
+        _normal_init(extra)
+        self.extra = extra
+
+    def forward(self, x):
+        from collections import OrderedDict
+
+        out = []
+        for block in (*self.features, *self.extra):
+            x = block(x)
+            out.append(x)
+        return OrderedDict((str(i), v) for i, v in enumerate(out))
+
+
+def ssdlite_mobilenet_v2(num_classes: int = len(SYNTH_LABELS), imagenet_backbone: bool = True,
+                         **ssd_kwargs) -> torch.nn.Module:
+    """An untrained SSDLite320 on MobileNetV2, the bundled detector's architecture.
+
+    ``imagenet_backbone`` starts the backbone from the real ImageNet weights (offline, through
+    helpers.assets); the extra blocks and the head start from SSDLite's own init."""
+    from functools import partial
+
+    from torchvision.models import mobilenet_v2 as build
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSD
+    from torchvision.models.detection.ssdlite import SSDLiteHead
+
+    from .preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+    backbone = build(weights=None)
+    if imagenet_backbone:
+        backbone.load_state_dict(torch.load(assets.resolve("mobilenet_v2_imagenet"),
+                                            map_location="cpu", weights_only=True))
+    norm_layer = partial(torch.nn.BatchNorm2d, eps=0.001, momentum=0.03)  # torchvision's SSDLite
+    features = _MobileNetV2Features(backbone.features, norm_layer)
+    anchors = DefaultBoxGenerator([[2, 3]] * 6, scales=list(SYNTH_ANCHOR_SCALES))
+    with torch.no_grad():
+        channels = [f.shape[1] for f in features.eval()(torch.zeros(1, 3, 320, 320)).values()]
+    head = SSDLiteHead(channels, anchors.num_anchors_per_location(), num_classes, norm_layer)
+    defaults = dict(score_thresh=0.001, nms_thresh=0.55, detections_per_img=300,
+                    topk_candidates=300, image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD))
+    defaults.update(ssd_kwargs)
+    return SSD(features, anchors, DETECTOR_INPUT, num_classes, head=head, **defaults)
+
+
+def _half_to_float(state: dict) -> dict:
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def synth_detector(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The bundled offline detector (person, car), trained by tools/train_detector.py on
+    helpers.synth scenes; weights from data/detector/, checksum-verified. Eval mode."""
+    import json
+
+    path = assets.resolve(SYNTH_DETECTOR_NAME)  # refuses a file whose sha256 is wrong
+    record = json.loads(path.with_suffix(".json").read_text())
+    model = ssdlite_mobilenet_v2(num_classes=len(record["labels"]), imagenet_backbone=False)
+    _load_detector_state(model, _half_to_float(torch.load(path, map_location="cpu", weights_only=True)),
+                         record["labels"], path)
+    model.labels = tuple(record["labels"])
+    model.name = SYNTH_DETECTOR_NAME
+    return model.eval().to(device)
+
+
+def _load_detector_state(model, state: dict, labels, path) -> None:
+    key = "head.classification_head.module_list.0.1.weight"
+    anchors = model.anchor_generator.num_anchors_per_location()[0]
+    if key in state and state[key].shape[0] != anchors * len(labels):
+        raise ValueError(f"{path}: the label map has {len(labels)} classes but the weights' "
+                         f"classification head has {state[key].shape[0] / anchors:g}. Use the "
+                         "label map saved next to these weights.")
+    model.load_state_dict(state)
+
+
+def coco_detector(device: str | torch.device = "cpu", allow_download: bool | None = None) -> torch.nn.Module:
+    """torchvision's ssdlite320_mobilenet_v3_large with its COCO weights (91 COCO ids).
+
+    Raises helpers.assets.AssetError, saying where it looked, when the weights are neither
+    cached nor downloadable; callers fall back to ``synth_detector()``."""
+    from torchvision.models.detection import SSDLite320_MobileNet_V3_Large_Weights, ssdlite320_mobilenet_v3_large
+
+    path = assets.resolve("ssdlite320_mobilenet_v3_large_coco", allow_download=allow_download)
+    model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    model.labels = tuple(SSDLite320_MobileNet_V3_Large_Weights.COCO_V1.meta["categories"])
+    model.name = "ssdlite320_mobilenet_v3_large_coco"
+    return model.eval().to(device)
+
+
+def best_detector(device: str | torch.device = "cpu", prefer: str = "coco") -> tuple[torch.nn.Module, str]:
+    """(model, why): the COCO detector when its weights can be had, else the bundled one."""
+    if prefer == "coco":
+        try:
+            return coco_detector(device), "COCO weights found: ssdlite320_mobilenet_v3_large (91 classes)."
+        except assets.AssetError as exc:
+            why = (f"COCO weights unavailable, so the bundled synthetic-street detector runs "
+                   f"instead (person, car). {exc}")
+            return synth_detector(device), why
+    if prefer != "synth":
+        raise ValueError(f"prefer must be 'coco' or 'synth'; found {prefer!r}.")
+    return synth_detector(device), "The bundled synthetic-street detector (person, car)."

@@ -45,6 +45,97 @@ def side_by_side(images, titles=None, gap: int = 8) -> np.ndarray:
     return np.concatenate(tiles[:-1], axis=1)
 
 
+def class_color(label: int) -> tuple[int, int, int]:
+    """The same BGR colour for a class id in every frame, lesson and run."""
+    return PALETTE[int(label) % len(PALETTE)]
+
+
+def id_color(track_id: int) -> tuple[int, int, int]:
+    """A stable, well-spread BGR colour per track id (golden-ratio hue steps)."""
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((int(track_id) * 0.618033988749895) % 1.0, 0.85, 1.0)
+    return int(b * 255), int(g * 255), int(r * 255)
+
+
+def _name(label: int, names) -> str:
+    if names is None:
+        return str(int(label))
+    return names[int(label)] if 0 <= int(label) < len(names) else str(int(label))
+
+
+def draw_detections(image: np.ndarray, detections, names=None, min_score: float = 0.0,
+                    thickness: int = 2) -> np.ndarray:
+    """Boxes coloured by class and captioned "class score" (anything with boxes, scores, labels)."""
+    keep = np.asarray(detections.scores) >= min_score
+    boxes = np.asarray(detections.boxes)[keep]
+    labels, scores = np.asarray(detections.labels)[keep], np.asarray(detections.scores)[keep]
+    captions = [f"{_name(c, names)} {s:.2f}" for c, s in zip(labels, scores)]
+    return draw_boxes(image, boxes, captions, [class_color(c) for c in labels], thickness)
+
+
+class Trails:
+    """The last ``length`` box centres of every track id, for drawing motion trails."""
+
+    def __init__(self, length: int = 20):
+        self.length = int(length)
+        self._points: dict[int, list] = {}
+        self._age: dict[int, int] = {}
+
+    def reset(self) -> None:
+        self._points.clear()
+        self._age.clear()
+
+    def update(self, tracks) -> None:
+        seen = set()
+        for box, tid in zip(np.asarray(tracks.boxes).reshape(-1, 4), tracks.track_ids):
+            tid = int(tid)
+            seen.add(tid)
+            pts = self._points.setdefault(tid, [])
+            pts.append(((box[0] + box[2]) / 2, box[3]))  # bottom centre: where it stands
+            del pts[:-self.length]
+            self._age[tid] = 0
+        for tid in list(self._age):  # forget ids unseen for a while, so memory stays flat
+            if tid not in seen:
+                self._age[tid] += 1
+                if self._age[tid] > self.length:
+                    del self._age[tid], self._points[tid]
+
+    def __getitem__(self, track_id: int) -> list:
+        return self._points.get(int(track_id), [])
+
+
+def draw_tracks(image: np.ndarray, tracks, names=None, trails: Trails | None = None,
+                thickness: int = 2) -> np.ndarray:
+    """Boxes coloured by track id, captioned "#id class", with each id's motion trail."""
+    ids, labels = np.asarray(tracks.track_ids), np.asarray(tracks.labels)
+    colors = [id_color(t) for t in ids]
+    out = draw_boxes(image, tracks.boxes, [f"#{int(t)} {_name(c, names)}" for t, c in zip(ids, labels)],
+                     colors, thickness)
+    if trails is not None:
+        for tid, color in zip(ids, colors):
+            pts = np.round(np.asarray(trails[tid], np.float32)).astype(np.int32)
+            if len(pts) > 1:
+                cv2.polylines(out, [pts.reshape(-1, 1, 2)], False, color, thickness, cv2.LINE_AA)
+    return out
+
+
+def grid(images, cols: int = 2, titles=None, gap: int = 8) -> np.ndarray:
+    """Rows of ``cols`` tiles at the first image's height, padded white to one width."""
+    if not images:
+        raise ValueError("grid() needs at least one image.")
+    height = images[0].shape[0]
+    rows = [side_by_side([im for im in images[r:r + cols]], titles[r:r + cols] if titles else None, gap)
+            for r in range(0, len(images), cols)]
+    rows = [row if row.shape[0] == height else
+            cv2.resize(row, (round(row.shape[1] * height / row.shape[0]), height)) for row in rows]
+    width = max(row.shape[1] for row in rows)
+    out = []
+    for row in rows:
+        out.append(np.pad(row, ((0, gap), (0, width - row.shape[1]), (0, 0)), constant_values=255))
+    return np.concatenate(out, axis=0)[:-gap] if gap else np.concatenate(out, axis=0)
+
+
 def show(image_bgr: np.ndarray, title: str | None = None, width: float = 10.0):
     """Display a BGR image with matplotlib (the RGB swap for display happens here)."""
     import matplotlib.pyplot as plt

@@ -1,0 +1,290 @@
+"""The one postprocess for every runtime, and a detector that chains the stages.
+
+A detector network ends at its raw head outputs, here SSD's ``bbox_regression [B, A, 4]``
+(box offsets from A fixed anchors) and ``cls_logits [B, A, C]``. Everything after that is
+``Postprocess``, in torch on whatever device the outputs live on:
+
+    decode the offsets against the anchors -> clip to the network input -> softmax
+    -> per-class score threshold and top-k -> batched NMS -> keep the best N
+    -> map back to the original frame (undo the resize) -> clip to the frame
+
+PyTorch eager, torch.compile, ONNX Runtime and TensorRT all hand their raw outputs to this
+same code, so two runtimes can only differ where their networks differ. It reproduces
+torchvision's ``SSD.postprocess_detections`` + ``GeneralizedRCNNTransform.postprocess``
+(tests/test_detect.py checks it against ``model(images)``), vectorised over classes and
+over the batch's decode step.
+
+    detector = Detector(models.synth_detector(), runtime="torch")
+    detections = detector(frame_bgr)            # helpers.track.Detections, frame pixels
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .preprocess import Letterbox, Preprocessor, check_frame
+from .track import Detections
+
+__all__ = ["DetectorSpec", "Postprocess", "Detector", "raw_network"]
+
+BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # SSD's variances, as torchvision's BoxCoder spells them
+BBOX_XFORM_CLIP = math.log(1000.0 / 16)  # caps exp() of the size offsets, as torchvision does
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorSpec:
+    """Everything the postprocess needs to know about a detector, and nothing about how it runs.
+
+    ``anchors``: (A, 4) xyxy float32 in network-input pixels. ``labels[i]`` names class i;
+    index 0 is the background. ``input_size`` is (width, height)."""
+
+    name: str
+    labels: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    anchors: torch.Tensor
+    score_thresh: float = 0.001
+    nms_thresh: float = 0.55
+    topk_candidates: int = 300
+    detections_per_img: int = 300
+
+    @classmethod
+    def from_ssd(cls, model: torch.nn.Module, name: str, labels) -> DetectorSpec:
+        """Read the spec off a torchvision ``SSD`` (eval mode): its anchors for its fixed
+        input size, its normalisation and its postprocess settings."""
+        from torchvision.models.detection.image_list import ImageList
+
+        fixed = model.transform.fixed_size
+        if fixed is None:
+            raise ValueError("expected an SSD with a fixed input size (transform.fixed_size), "
+                             "like torchvision's ssd300/ssdlite320; found None.")
+        width, height = int(fixed[0]), int(fixed[1])
+        labels = tuple(labels)
+        classes = model.head.classification_head.num_columns
+        if len(labels) != classes:
+            raise ValueError(f"the label map has {len(labels)} names but the detector's "
+                             f"classification head has {classes} classes (background "
+                             "included). Use the label map that was saved with these weights.")
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            x = torch.zeros(1, 3, height, width, device=device)
+            features = list(model.backbone(x).values())
+            anchors = model.anchor_generator(ImageList(x, [(height, width)]), features)[0]
+        return cls(name=name, labels=labels, input_size=(width, height),
+                   mean=tuple(model.transform.image_mean), std=tuple(model.transform.image_std),
+                   anchors=anchors.float().cpu(), score_thresh=float(model.score_thresh),
+                   nms_thresh=float(model.nms_thresh), topk_candidates=int(model.topk_candidates),
+                   detections_per_img=int(model.detections_per_img))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+class _Raw(torch.nn.Module):
+    def __init__(self, ssd: torch.nn.Module):
+        super().__init__()
+        self.backbone, self.head = ssd.backbone, ssd.head
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.head(list(self.backbone(x).values()))
+        return out["bbox_regression"], out["cls_logits"]
+
+
+def raw_network(ssd: torch.nn.Module) -> torch.nn.Module:
+    """The part of a torchvision SSD that a runtime runs: normalised NCHW batch at the input
+    size -> (bbox_regression [B, A, 4], cls_logits [B, A, C]). It shares the SSD's weights."""
+    return _Raw(ssd).eval()
+
+
+def _decode(rel: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+    """SSD box decoding (torchvision BoxCoder.decode_single), broadcast over a batch."""
+    widths = anchors[:, 2] - anchors[:, 0]
+    heights = anchors[:, 3] - anchors[:, 1]
+    ctr_x = anchors[:, 0] + 0.5 * widths
+    ctr_y = anchors[:, 1] + 0.5 * heights
+    wx, wy, ww, wh = BOX_WEIGHTS
+    dx, dy = rel[..., 0] / wx, rel[..., 1] / wy
+    dw = (rel[..., 2] / ww).clamp(max=BBOX_XFORM_CLIP)
+    dh = (rel[..., 3] / wh).clamp(max=BBOX_XFORM_CLIP)
+    pred_ctr_x = dx * widths + ctr_x
+    pred_ctr_y = dy * heights + ctr_y
+    half_w = 0.5 * (torch.exp(dw) * widths)
+    half_h = 0.5 * (torch.exp(dh) * heights)
+    return torch.stack((pred_ctr_x - half_w, pred_ctr_y - half_h,
+                        pred_ctr_x + half_w, pred_ctr_y + half_h), dim=-1)
+
+
+class Postprocess:
+    """Raw SSD outputs -> detections in each frame's own pixels.
+
+    ``tensors(raw, transforms)`` returns torchvision-style dicts of tensors on the outputs'
+    device; calling the object returns ``helpers.track.Detections`` (numpy) for the tracker
+    and the drawing code. ``transforms[i]`` is the Letterbox that Preprocessor returned for
+    frame i. ``score_thresh`` may be raised per call (a display threshold); the default is
+    the spec's, low enough for mAP."""
+
+    def __init__(self, spec: DetectorSpec):
+        self.spec = spec
+        self._anchors = {}
+
+    def anchors(self, device: torch.device) -> torch.Tensor:
+        key = str(device)
+        if key not in self._anchors:
+            self._anchors[key] = self.spec.anchors.to(device)
+        return self._anchors[key]
+
+    def _check(self, raw, transforms):
+        if not (isinstance(raw, (tuple, list)) and len(raw) == 2):
+            raise ValueError(f"expected the raw outputs (bbox_regression, cls_logits); found "
+                             f"{type(raw).__name__} of length {len(raw) if hasattr(raw, '__len__') else '?'}.")
+        boxes, logits = raw
+        a, c = len(self.spec.anchors), self.spec.num_classes
+        if boxes.ndim != 3 or tuple(boxes.shape[1:]) != (a, 4):
+            raise ValueError(f"bbox_regression: expected shape [B, {a}, 4] for {self.spec.name} "
+                             f"at {self.spec.input_size[0]}x{self.spec.input_size[1]}; found "
+                             f"{list(boxes.shape)}. Was the network run at another input size?")
+        if logits.shape != (boxes.shape[0], a, c):
+            raise ValueError(f"cls_logits: expected shape [{boxes.shape[0]}, {a}, {c}] "
+                             f"({c} classes in the label map); found {list(logits.shape)}.")
+        if len(transforms) != boxes.shape[0]:
+            raise ValueError(f"expected one Letterbox per image ({boxes.shape[0]}); found "
+                             f"{len(transforms)}.")
+
+    def tensors(self, raw, transforms: list[Letterbox], score_thresh: float | None = None):
+        from torchvision.ops import batched_nms
+
+        self._check(raw, transforms)
+        spec = self.spec
+        thresh = spec.score_thresh if score_thresh is None else float(score_thresh)
+        # float32 whatever the runtime produced (FP16 engines): NMS and decoding want it.
+        rel, logits = raw[0].float(), raw[1].float()
+        device = rel.device
+        width, height = spec.input_size
+        boxes = _decode(rel, self.anchors(device))
+        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
+        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
+        scores = torch.softmax(logits, dim=-1)[..., 1:].transpose(1, 2)  # [B, C-1, A]
+        k = min(spec.topk_candidates, scores.shape[-1])
+        class_ids = torch.arange(1, spec.num_classes, device=device)[:, None].expand(-1, k)
+        results = []
+        for b, transform in enumerate(transforms):
+            # Per class: the k best anchors, then only those above the threshold. That is
+            # torchvision's "threshold, then top-k" with all classes in one topk call.
+            top, idx = scores[b].masked_fill(scores[b] <= thresh, -1.0).topk(k, dim=1)
+            keep = top > thresh
+            cand_scores, cand_labels = top[keep], class_ids[keep]
+            cand_boxes = boxes[b][idx[keep]]
+            kept = batched_nms(cand_boxes, cand_scores, cand_labels, spec.nms_thresh)
+            kept = kept[: spec.detections_per_img]
+            results.append({"boxes": transform.to_src(cand_boxes[kept]),
+                            "scores": cand_scores[kept], "labels": cand_labels[kept]})
+        return results
+
+    def __call__(self, raw, transforms, score_thresh: float | None = None) -> list[Detections]:
+        return [Detections(r["boxes"].cpu().numpy(), r["scores"].cpu().numpy(),
+                           r["labels"].cpu().numpy())
+                for r in self.tensors(raw, transforms, score_thresh)]
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock milliseconds of the last call, per stage."""
+
+    preprocess: float = 0.0
+    network: float = 0.0
+    postprocess: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"preprocess": self.preprocess, "network": self.network,
+                "postprocess": self.postprocess, **self.extra}
+
+
+class Detector:
+    """preprocess -> runtime -> postprocess for BGR uint8 frames.
+
+    ``model`` is a torchvision SSD (its spec, weights and label map); ``runtime`` is a
+    helpers.runtimes kind ("torch", "torch-compile", "onnxruntime", "tensorrt", ...) or a ready
+    Runtime object that runs ``raw_network(model)``. ``device`` is where preprocessing and
+    postprocessing run; it defaults to the model's device.
+    """
+
+    def __init__(self, model: torch.nn.Module, runtime="torch", spec: DetectorSpec | None = None,
+                 device=None, score_thresh: float | None = None, **runtime_kwargs):
+        from . import runtimes
+
+        self.spec = spec or getattr(model, "spec", None) or DetectorSpec.from_ssd(
+            model, name=type(model).__name__, labels=_labels_of(model))
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        # The torchvision SSD resizes with plain bilinear interpolation; so does ours.
+        self.preprocess = Preprocessor(size=self.spec.input_size, letterbox=False,
+                                       mean=self.spec.mean, std=self.spec.std,
+                                       backend="torch", device=self.device)
+        if isinstance(runtime, str):
+            runtime = runtimes.make_runtime(runtime, model=raw_network(model), **runtime_kwargs)
+        self.runtime = runtime
+        self.postprocess = Postprocess(self.spec)
+        self.score_thresh = score_thresh
+        self.times = StageTimes()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.spec.labels
+
+    def __repr__(self) -> str:
+        return f"Detector({self.spec.name}, runtime={self.runtime!r}, device={str(self.device)!r})"
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def detect(self, frames, score_thresh: float | None = None) -> list[Detections]:
+        """Detections for a list of frames (BGR uint8 HxWx3, numpy or torch)."""
+        if not isinstance(frames, (list, tuple)):
+            raise ValueError(f"detect() takes a list of frames; found {type(frames).__name__}. "
+                             "Call the detector itself for one frame.")
+        for f in frames:
+            check_frame(f)
+        thresh = self.score_thresh if score_thresh is None else score_thresh
+        t0 = time.perf_counter()
+        batch, transforms = self.preprocess(list(frames))
+        self._sync()
+        t1 = time.perf_counter()
+        raw = self.runtime.run(batch)
+        self._sync()
+        t2 = time.perf_counter()
+        out = self.postprocess(raw, transforms, thresh)
+        t3 = time.perf_counter()
+        self.times = StageTimes(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+        return out
+
+    def __call__(self, frame, score_thresh: float | None = None) -> Detections:
+        return self.detect([frame], score_thresh)[0]
+
+    def close(self) -> None:
+        self.runtime.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _labels_of(model) -> tuple[str, ...]:
+    labels = getattr(model, "labels", None)
+    if labels is None:
+        raise ValueError("this detector carries no label map: build it through "
+                         "helpers.models (synth_detector, coco_detector), or pass spec=.")
+    return tuple(labels)
+
+
+def label_names(labels: np.ndarray, names) -> list[str]:
+    return [names[int(i)] if 0 <= int(i) < len(names) else str(int(i)) for i in labels]

@@ -1,0 +1,101 @@
+"""Run a detector (and optionally a tracker or a denoiser) over synthetic clips and score it.
+
+The one place that turns "detector + scenes" into numbers, so the training script, the
+quality test and the notebooks all measure the same way:
+
+    scores = evaluate.detection(detector, seeds=(101, 102, 103), noise=0.3)
+    scores["map50"], scores["map"]
+
+Frames of several scenes are numbered consecutively (scene k's frame i becomes
+``k * length + i``) so one pycocotools evaluation covers them all. Objects less than
+``MIN_VISIBILITY`` visible are don't-care regions (neither hits nor false positives), as in
+KITTI's and CityPersons' protocols: their visible pixels belong to whatever hides them.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from . import metrics, mot, synth
+from .track import Tracker
+
+HELD_OUT_SEEDS = (101, 102, 103)  # never used by tools/train_detector.py (it trains on 1000+)
+MIN_VISIBILITY = 0.3
+SIZE = (640, 480)
+
+
+def _frames(seeds, noise: float, stride: int, length: int, density: float):
+    for k, seed in enumerate(seeds):
+        scene = synth.Scene(size=SIZE, seed=seed, noise=noise, length=length, density=density)
+        for i in range(0, scene.length, stride):
+            f = scene.frame(i)
+            gt = mot.GroundTruth(f.gt.frame + k * length, f.gt.track_id, f.gt.boxes,
+                                 f.gt.class_id, f.gt.visibility, f.gt.active)
+            yield k, i, k * length + i, (f.noisy if noise > 0 else f.clean), gt
+
+
+def detection(detector, seeds=HELD_OUT_SEEDS, noise: float = 0.0, stride: int = 5,
+              length: int = 300, density: float = 1.0, denoiser: Callable | None = None,
+              min_visibility: float = MIN_VISIBILITY, progress: bool = False) -> dict:
+    """helpers.metrics.detection_metrics of ``detector`` on every ``stride``-th frame of the
+    scenes ``seeds``. With ``denoiser`` (a TemporalDenoiser, say), every frame of each scene
+    goes through it -- temporal filters need the frames in between -- and only the scored
+    ones reach the detector. Adds ``frames`` (how many were scored) to the result."""
+    from tqdm.auto import tqdm
+
+    preds, gts = {}, []
+    step = 1 if denoiser is not None else stride
+    items = _frames(seeds, noise, step, length, density)
+    total = len(seeds) * ((length + step - 1) // step)
+    last_scene = None
+    for k, i, index, image, gt in tqdm(items, total=total, disable=not progress, desc="evaluate"):
+        if denoiser is not None:
+            if k != last_scene:
+                denoiser.reset()
+                last_scene = k
+            image = denoiser(image)
+            if i % stride:
+                continue
+        preds[index] = detector(image)
+        gts.append(gt)
+    result = metrics.detection_metrics(mot.GroundTruth.concat(gts), preds,
+                                       min_visibility=min_visibility)
+    result["frames"] = len(preds)
+    return result
+
+
+def tracking(detector, tracker: Tracker | None = None, seed: int = HELD_OUT_SEEDS[0],
+             noise: float = 0.0, length: int = 300, density: float = 1.0,
+             denoiser: Callable | None = None, score_thresh: float | None = None,
+             min_visibility: float = MIN_VISIBILITY) -> dict:
+    """helpers.metrics.tracking_metrics of detector + tracker over one whole scene.
+
+    Detections down to the tracker's ``low_score`` reach it (its second pass needs them)
+    unless ``score_thresh`` says otherwise."""
+    tracker = tracker or Tracker()
+    if score_thresh is None:
+        score_thresh = tracker.low_score
+    tracker.reset()
+    if denoiser is not None:
+        denoiser.reset()
+    tracks, gts = {}, []
+    for _, i, _, image, gt in _frames((seed,), noise, 1, length, density):
+        if denoiser is not None:
+            image = denoiser(image)
+        tracks[i] = tracker.update(detector(image, score_thresh=score_thresh))
+        gts.append(gt)
+    return metrics.tracking_metrics(mot.GroundTruth.concat(gts), tracks,
+                                    min_visibility=min_visibility)
+
+
+def noise_sweep(detector, levels=(0.0, 0.3, 0.6, 1.0), **kwargs) -> dict[float, dict]:
+    """detection() at each noise level: {level: scores}."""
+    return {float(level): detection(detector, noise=level, **kwargs) for level in levels}
+
+
+def summary_row(scores: dict) -> dict:
+    """The figures a table shows, rounded for reading."""
+    return {k: round(float(scores[k]), 3) for k in ("map50", "map", "precision", "recall")
+            if k in scores and not np.isnan(scores[k])}
