@@ -337,7 +337,7 @@ LESSONS = [
     Lesson("00_environment"),
     Lesson("01_capture", {"camera": "live camera"}, "using a recorded/synthetic source instead"),
     Lesson("02_preprocessing_and_classification", {"cuda": "GPU preprocessing and classification"}),
-    Lesson("03_detection_tracking", {"cuda": "GPU detection and tracking"}),
+    Lesson("03_detection_and_tracking", {"cuda": "GPU detection and tracking"}),
     Lesson("04_tnr_interop", {"cuda": "torch CUDA TNR backend", "vpi": "VPI TNR backend",
                               "cupy": "CuPy zero-copy interop"}),
     Lesson("05_onnx_export", {"ort_cuda": "ONNX Runtime CUDA EP"}),

@@ -1,6 +1,6 @@
 """Key figures a notebook hands to ``make run``'s summary and to the lab report.
 
-A notebook calls ``record("03_detection_tracking", track, {"mAP@0.5": 0.93})``; the runner
+A notebook calls ``record("03_detection_and_tracking", track, {"mAP@0.5": 0.93})``; the runner
 reads every record after the notebooks have executed. Values are the measured numbers,
 never text written in advance.
 """

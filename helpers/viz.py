@@ -136,6 +136,46 @@ def grid(images, cols: int = 2, titles=None, gap: int = 8) -> np.ndarray:
     return np.concatenate(out, axis=0)[:-gap] if gap else np.concatenate(out, axis=0)
 
 
+def video_html(frames, fps: float, path=None, width: int | None = None):
+    """An inline, browser-playable H.264 video of BGR frames (an IPython HTML object).
+
+    pip's OpenCV cannot encode H.264 and browsers do not play its mp4v, so this encodes with
+    the static ffmpeg inside imageio-ffmpeg. The video is embedded (base64), so it also plays
+    in exported HTML. ``path`` keeps a copy of the mp4 there."""
+    import base64
+    import tempfile
+    from pathlib import Path
+
+    import imageio_ffmpeg
+    from IPython.display import HTML
+
+    frames = list(frames)
+    if not frames:
+        raise ValueError("video_html() needs at least one frame.")
+    h, w = frames[0].shape[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "video.mp4"
+        writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps, codec="libx264",
+                                             pix_fmt_out="yuv420p", quality=6,
+                                             output_params=["-movflags", "+faststart"],
+                                             macro_block_size=2)
+        writer.send(None)
+        try:
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame[:, :, ::-1]))
+        finally:
+            writer.close()
+        data = out.read_bytes()
+    if path is not None:
+        from .files import atomic_path
+
+        with atomic_path(path, suffix=".mp4") as tmp_path:
+            Path(tmp_path).write_bytes(data)
+    shown = f' width="{int(width)}"' if width else ""
+    return HTML(f'<video controls loop autoplay muted playsinline{shown} '
+                f'src="data:video/mp4;base64,{base64.b64encode(data).decode()}"></video>')
+
+
 def show(image_bgr: np.ndarray, title: str | None = None, width: float = 10.0):
     """Display a BGR image with matplotlib (the RGB swap for display happens here)."""
     import matplotlib.pyplot as plt

@@ -1,4 +1,4 @@
-"""Notebook widgets: a live viewer in the jetcam style.
+"""Notebook widgets: a live viewer in the jetcam style, and a score-threshold view.
 
 The only module that imports ipywidgets; nothing else in ``helpers`` needs Jupyter.
 
@@ -191,3 +191,55 @@ def close_all() -> None:
     """Close every viewer, named or not (a running viewer is kept alive by its own thread)."""
     for viewer in list(_ALL):
         viewer.close()
+
+
+class ThresholdView(traitlets.HasTraits):
+    """A frame and its detections, redrawn as a score-threshold slider moves.
+
+    The detections are computed once at a low threshold; moving the slider only filters and
+    redraws, so it responds instantly even on a slow CPU. ``count`` is the number of boxes
+    drawn, shown in the label ("7 boxes at score >= 0.50").
+
+        view = ThresholdView(frame, detector(frame, score_thresh=0.05), detector.labels)
+        display(view.widget())
+    """
+
+    threshold = traitlets.Float(0.5)
+    count = traitlets.Int(0)
+    value = traitlets.Any(allow_none=True)  # the drawn frame, BGR uint8
+
+    def __init__(self, image: np.ndarray, detections, names=None, threshold: float = 0.5):
+        super().__init__()
+        self.image, self.detections, self.names = image, detections, names
+        self.observe(self._redraw, names="threshold")
+        self.threshold = float(threshold)
+        self._redraw()
+        self._widget = None
+
+    def _redraw(self, _change=None) -> None:
+        from .viz import draw_detections
+
+        self.count = int((np.asarray(self.detections.scores) >= self.threshold).sum())
+        self.value = draw_detections(self.image, self.detections, self.names, self.threshold)
+
+    def status(self) -> str:
+        return f"{self.count} boxes at score >= {self.threshold:.2f}"
+
+    def widget(self):
+        import ipywidgets as widgets
+
+        if self._widget is not None:
+            return self._widget
+        slider = widgets.FloatSlider(value=self.threshold, min=0.05, max=0.95, step=0.05,
+                                     description="score >=", continuous_update=True)
+        image = widgets.Image(format="jpeg", value=bgr_to_jpeg(self.value))
+        label = widgets.Label(value=self.status())
+        self._links = [
+            traitlets.link((slider, "value"), (self, "threshold")),
+            traitlets.dlink((self, "value"), (image, "value"), transform=bgr_to_jpeg),
+            traitlets.dlink((self, "count"), (label, "value"), transform=lambda _: self.status()),
+        ]
+        # count may not change when the threshold does; keep the label's threshold current.
+        self.observe(lambda _: setattr(label, "value", self.status()), names="threshold")
+        self._widget = widgets.VBox([slider, image, label])
+        return self._widget
