@@ -78,6 +78,7 @@ def test_size_change_resets_and_warns(clip):
     (np.zeros((48, 64), np.uint8), "grayscale"),
     (np.zeros((48, 64, 4), np.uint8), "RGBA"),
     (np.zeros((48, 64, 3), np.float32), "uint8"),
+    (np.zeros((50, 64, 3), np.uint8), "multiple of 4"),
 ])
 def test_bad_frames(frame, match):
     with pytest.raises(ValueError, match=match):
