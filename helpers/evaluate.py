@@ -14,6 +14,7 @@ KITTI's and CityPersons' protocols: their visible pixels belong to whatever hide
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import numpy as np
@@ -26,14 +27,26 @@ MIN_VISIBILITY = 0.3
 SIZE = (640, 480)
 
 
+@functools.lru_cache(maxsize=4)
+def _clip(seed: int, noise: float, stride: int, length: int, density: float) -> tuple:
+    """Rendered frames of one scene, kept for the next evaluation of the same clip (rendering
+    noise costs more than detecting on it; a sweep over settings reuses the pixels)."""
+    scene = synth.Scene(size=SIZE, seed=seed, noise=noise, length=length, density=density)
+    out = []
+    for i in range(0, scene.length, stride):
+        f = scene.frame(i)
+        image = f.noisy if noise > 0 else f.clean
+        image.setflags(write=False)
+        out.append((i, image, f.gt))
+    return tuple(out)
+
+
 def _frames(seeds, noise: float, stride: int, length: int, density: float):
     for k, seed in enumerate(seeds):
-        scene = synth.Scene(size=SIZE, seed=seed, noise=noise, length=length, density=density)
-        for i in range(0, scene.length, stride):
-            f = scene.frame(i)
-            gt = mot.GroundTruth(f.gt.frame + k * length, f.gt.track_id, f.gt.boxes,
-                                 f.gt.class_id, f.gt.visibility, f.gt.active)
-            yield k, i, k * length + i, (f.noisy if noise > 0 else f.clean), gt
+        for i, image, g in _clip(int(seed), float(noise), int(stride), int(length), float(density)):
+            gt = mot.GroundTruth(g.frame + k * length, g.track_id, g.boxes, g.class_id,
+                                 g.visibility, g.active)
+            yield k, i, k * length + i, image, gt
 
 
 def detection(detector, seeds=HELD_OUT_SEEDS, noise: float = 0.0, stride: int = 5,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["data_ptr", "same_memory", "HostArray", "CudaArray", "to_numpy", "from_numpy",
-           "to_cupy", "from_cupy", "to_numba", "stream_hazard"]
+           "to_cupy", "from_cupy", "to_numba", "stream_hazard", "host_copies"]
 
 
 def data_ptr(x) -> int:
@@ -160,3 +160,19 @@ def stream_hazard(n: int = 1 << 24, repeats: int = 20) -> dict:
             if float(total) != 8.0 * n:
                 stale[mode] += 1
     return {"repeats": repeats, "stale_reads": stale}
+
+
+def host_copies(fn, *args, **kwargs) -> list[dict]:
+    """Run ``fn`` under torch.profiler and list its device-to-host memcpy operations
+    (name and duration). An empty list proves the frame never came back to the host;
+    NMS and boolean masks legitimately copy a few bytes (counts, keep masks)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("host_copies needs a CUDA device; on the CPU there is no host/device boundary.")
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        fn(*args, **kwargs)
+        torch.cuda.synchronize()
+    return [{"name": e.name, "us": e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total}
+            for e in prof.events() if "DtoH" in e.name or "Device -> Host" in e.name]

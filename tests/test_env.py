@@ -76,7 +76,7 @@ def test_every_lesson_runs_cpu_and_every_skip_has_a_reason(caps):
     tensorrt_lines = [s for s in by_name["06_tensorrt"].skipped if s.startswith("TensorRT engine build")]
     assert tensorrt_lines and "tensorrt is not importable (ModuleNotFoundError" in tensorrt_lines[0]
     assert "CUDA timing: skipped — no CUDA device" in by_name["06_tensorrt"].skipped
-    assert any("JetPack" in s for s in by_name["04_tnr_interop"].skipped)
+    assert any("JetPack" in s for s in by_name["04_tnr_and_interop"].skipped)
 
 
 def test_lesson_never_reports_a_track_above_what_it_uses(caps):
@@ -193,6 +193,6 @@ def test_a_sub_probe_that_raises_is_recorded_not_propagated(monkeypatch):
     assert caps.vpi["error"] == "RuntimeError: vpi probe exploded"
     assert not caps.has_vpi
     assert caps.versions["torch"] == torch.__version__  # the other probes still ran
-    skipped = {row.notebook: row.skipped for row in caps.lesson_tracks()}["04_tnr_interop"]
+    skipped = {row.notebook: row.skipped for row in caps.lesson_tracks()}["04_tnr_and_interop"]
     assert any("vpi probe exploded" in line for line in skipped)
     json.dumps(caps.to_dict())
