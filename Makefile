@@ -45,6 +45,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py --sizes --json benchmarks/results/synth.json
 	$(PY) benchmarks/preprocess.py --json benchmarks/results/preprocess.json
 	$(PY) benchmarks/classify.py --json benchmarks/results/classify.json
+	$(PY) benchmarks/detect.py --json benchmarks/results/detect.json
+	$(PY) benchmarks/tnr.py --json benchmarks/results/tnr.json
+	$(PY) benchmarks/tnr_quality.py --json benchmarks/results/tnr_quality.json
 
 clean:
 	rm -rf build .pytest_cache
