@@ -13,8 +13,8 @@ The contract every runtime keeps, so a drift report or a benchmark can compare a
 - ``close()`` releases the engine (sessions, compiled code); every runtime is a context manager.
 
 ``make_runtime(kind, model=..., onnx_path=...)`` builds one by name; a notebook passes both
-sources and the kind takes the one it needs. ``RUNTIMES`` lists the kinds; ``helpers.trt``
-adds ``"tensorrt"`` to it.
+sources and the kind takes the one it needs. ``RUNTIMES`` lists the kinds; ``"tensorrt"``
+builds (or loads from the cache) an engine through ``helpers.trt`` and needs TensorRT and a GPU.
 """
 
 from __future__ import annotations
@@ -354,6 +354,16 @@ def _need(value, what: str, kind: str, hint: str):
     return value
 
 
+def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir="build/engines", **kw):
+    from . import trt  # only here: importing this module must never need TensorRT
+
+    why = trt.available()
+    if why:
+        raise RuntimeError(f"make_runtime('tensorrt'): {why}.")
+    plan, _ = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir)
+    return trt.TensorRT(plan, **kw)
+
+
 RUNTIMES: dict[str, Callable[..., Runtime]] = {
     "torch": lambda model=None, onnx_path=None, **kw: TorchEager(
         _need(model, "model=", "torch", "Pass the nn.Module."), **kw),
@@ -364,6 +374,9 @@ RUNTIMES: dict[str, Callable[..., Runtime]] = {
     "torch-int8": lambda model=None, onnx_path=None, **kw: TorchQuantized(
         _need(model, "model= (an INT8 model)", "torch-int8",
               "Build one with helpers.export.torch_int8_mobilenet_v2(calibration_batches)."), **kw),
+    "tensorrt": lambda model=None, onnx_path=None, **kw: _tensorrt(
+        _need(onnx_path, "onnx_path=", "tensorrt",
+              "Export the model first with helpers.export.export_onnx(model, example, path)."), **kw),
     "onnxruntime": lambda model=None, onnx_path=None, **kw: OnnxRuntime(
         _need(onnx_path, "onnx_path=", "onnxruntime",
               "Export the model first with helpers.export.export_onnx(model, example, path)."), **kw),

@@ -1,0 +1,329 @@
+"""TensorRT: build an engine from ONNX, cache it safely, inspect it, run it on torch tensors.
+
+Written to the TensorRT Python API of both 10.x (JetPack 6 ships 10.3) and 11.x, choosing by
+*feature*, never by version string:
+
+- precision. Explicit quantization (an INT8 QDQ ONNX model) builds a strongly typed network
+  and sets no precision flag, as NVIDIA's documentation asks. FP16 uses
+  ``BuilderFlag.FP16`` where that flag still exists (10.x); where it does not (11.x is
+  strongly typed only) it needs an FP16 ONNX model, and we say so. FP32 builds strongly typed
+  where that is available, so no layer silently drops precision.
+- ``engine.device_memory_size_v2`` where present (10.1+), else ``device_memory_size``.
+
+The engine cache is plain Python, testable without TensorRT: the key is the ONNX file's
+sha256, the precision, the GPU's name and compute capability and the TensorRT version; the
+plan and a JSON sidecar (with the plan's own sha256) are written atomically; a plan whose
+sidecar is missing, disagrees or whose bytes fail their checksum is deleted and rebuilt,
+with a message saying why.
+
+Nothing here imports tensorrt at module level: ``available()`` says whether it can run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .files import atomic_path, write_text
+
+__all__ = ["available", "EngineKey", "EngineCache", "build_engine", "engine_summary", "TensorRT"]
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def available() -> str:
+    """"" when TensorRT and a CUDA device are usable here, else the reason they are not."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception as exc:
+        return (f"import tensorrt failed ({type(exc).__name__}: {exc}). TensorRT comes with JetPack "
+                "or from NVIDIA's pip index (pip install tensorrt); PyPI's default index has only a stub")
+    import torch
+
+    if not torch.cuda.is_available():
+        return "TensorRT is installed but torch sees no CUDA device"
+    return ""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EngineKey:
+    """What an engine plan depends on. A change in any field means a rebuild."""
+
+    onnx_sha256: str
+    precision: str
+    gpu: str  # name
+    compute_capability: str  # "8.7"
+    tensorrt: str  # version
+    max_batch: int = 1
+
+    @classmethod
+    def for_model(cls, onnx_path, precision: str, max_batch: int = 1, gpu: str | None = None,
+                  compute_capability: str | None = None, tensorrt_version: str | None = None) -> EngineKey:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; found {precision!r}.")
+        if gpu is None or compute_capability is None:
+            import torch
+
+            gpu = gpu or torch.cuda.get_device_name()
+            compute_capability = compute_capability or "{}.{}".format(*torch.cuda.get_device_capability())
+        if tensorrt_version is None:
+            import tensorrt
+
+            tensorrt_version = tensorrt.__version__
+        return cls(_sha256(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class EngineCache:
+    """Serialized plans on disk, one file per key, each with a JSON sidecar."""
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+
+    def paths(self, key: EngineKey, stem: str = "model") -> tuple[Path, Path]:
+        base = self.directory / f"{stem}-{key.precision}-{key.digest}"
+        return base.with_suffix(".engine"), base.with_suffix(".json")
+
+    def load(self, key: EngineKey, stem: str = "model") -> bytes | None:
+        """The plan for ``key``, or None (after deleting anything unusable, with a warning)."""
+        plan_path, meta_path = self.paths(key, stem)
+        if not plan_path.exists() and not meta_path.exists():
+            return None
+        problem = None
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = plan_path.read_bytes()
+            if meta.get("key") != asdict(key):
+                changed = [k for k, v in asdict(key).items() if meta.get("key", {}).get(k) != v]
+                problem = f"it was built for a different {', '.join(changed)}"
+            elif hashlib.sha256(data).hexdigest() != meta.get("plan_sha256"):
+                problem = "its bytes do not match the checksum recorded when it was written (corrupt)"
+        except FileNotFoundError as exc:
+            problem = f"{Path(exc.filename).name} is missing (an interrupted write?)"
+        except (json.JSONDecodeError, OSError) as exc:
+            problem = f"its sidecar could not be read ({exc})"
+        if problem:
+            warnings.warn(f"TensorRT engine cache: {plan_path.name} is stale or corrupt ({problem}); "
+                          "deleting it, the engine will be rebuilt.", RuntimeWarning, stacklevel=2)
+            for p in (plan_path, meta_path):
+                p.unlink(missing_ok=True)
+            return None
+        return data
+
+    def store(self, key: EngineKey, plan: bytes, stem: str = "model", extra: dict | None = None) -> Path:
+        """Write the plan, then its sidecar; each atomically, so a reader sees both or neither
+        as valid (a plan without a matching sidecar is treated as stale)."""
+        plan_path, meta_path = self.paths(key, stem)
+        with atomic_path(plan_path) as tmp:
+            tmp.write_bytes(bytes(plan))
+        meta = {"key": asdict(key), "plan_sha256": hashlib.sha256(bytes(plan)).hexdigest(),
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
+        write_text(meta_path, json.dumps(meta, indent=2) + "\n")
+        return plan_path
+
+
+def _parse_errors(parser) -> str:
+    lines = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        node = err.node()
+        where = f"node {node}" if node >= 0 else "the model"
+        name = getattr(err, "node_name", lambda: "")()
+        op = getattr(err, "node_operator", lambda: "")()
+        if name or op:
+            where += f" ({name or '?'}, op {op or '?'})"
+        lines.append(f"{where}: {err.desc()}")
+    return "; ".join(lines)
+
+
+def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspace_gb: float = 1.0,
+                 cache_dir="build/engines", timing_cache=None, verbose: bool = False) -> tuple[bytes, dict]:
+    """A serialized engine for ``onnx_path`` (from the cache when valid) and build facts:
+    {"cached", "build_s", "precision", "strongly_typed", "path"}."""
+    import tensorrt as trt
+
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {onnx_path}. Export it with helpers.export.export_onnx.")
+    key = EngineKey.for_model(onnx_path, precision, max_batch)
+    cache = EngineCache(cache_dir)
+    plan = cache.load(key, onnx_path.stem)
+    if plan is not None:
+        return plan, {"cached": True, "build_s": 0.0, "precision": precision,
+                      "path": str(cache.paths(key, onnx_path.stem)[0])}
+
+    logger = trt.Logger(trt.Logger.INFO if verbose else trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    has_fp16_flag = hasattr(trt.BuilderFlag, "FP16")
+    strongly_typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    # QDQ INT8 and FP32 build strongly typed; FP16 needs the (10.x) flag on a weakly typed net.
+    strongly_typed = strongly_typed_flag is not None and not (precision == "fp16" and has_fp16_flag)
+    flags = (1 << int(strongly_typed_flag)) if strongly_typed else 0
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        raise ValueError(f"TensorRT could not parse {onnx_path.name}: {_parse_errors(parser)}. "
+                         "An unsupported op needs another export (opset) or a plugin.")
+    if precision == "fp16" and not has_fp16_flag:
+        dtypes = {network.get_input(i).dtype for i in range(network.num_inputs)}
+        if trt.DataType.HALF not in dtypes:
+            raise ValueError("this TensorRT is strongly typed only (no BuilderFlag.FP16): FP16 must come from "
+                             "the model itself. Export an FP16 ONNX (model.half() with a half example) and build "
+                             "that with precision='fp16'.")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the engine inspector
+    if precision == "fp16" and has_fp16_flag:
+        config.set_flag(trt.BuilderFlag.FP16)
+    profile = builder.create_optimization_profile()
+    for i in range(network.num_inputs):
+        tensor = network.get_input(i)
+        shape = list(tensor.shape)
+        if shape[0] == -1:
+            lo, opt, hi = ([1] + shape[1:], [max(1, max_batch // 2)] + shape[1:], [max_batch] + shape[1:])
+            profile.set_shape(tensor.name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+
+    timing_path = Path(timing_cache or Path(cache_dir) / "timing.cache")
+    blob = timing_path.read_bytes() if timing_path.is_file() else b""
+    tcache = config.create_timing_cache(blob)
+    config.set_timing_cache(tcache, ignore_mismatch=False)
+
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    build_s = time.perf_counter() - start
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build {onnx_path.name} at {precision}; rerun with verbose=True "
+                           "to see the builder's log.")
+    with atomic_path(timing_path) as tmp:
+        tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
+    plan = bytes(serialized)
+    path = cache.store(key, plan, onnx_path.stem, {"build_s": round(build_s, 2), "strongly_typed": strongly_typed})
+    return plan, {"cached": False, "build_s": build_s, "precision": precision,
+                  "strongly_typed": strongly_typed, "path": str(path)}
+
+
+def _device_memory(engine) -> int:
+    size = getattr(engine, "device_memory_size_v2", None)
+    return int(size if size is not None else engine.device_memory_size)
+
+
+def engine_summary(engine) -> dict:
+    """Layers and their precisions through the engine inspector, I/O tensors, device memory."""
+    import tensorrt as trt
+
+    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    layers = info.get("Layers", [])
+    precisions = {}
+    for layer in layers:
+        if isinstance(layer, dict):
+            for out in layer.get("Outputs", []):
+                fmt = str(out.get("Format/Datatype", "?")).split()[-1] if isinstance(out, dict) else "?"
+                precisions[fmt] = precisions.get(fmt, 0) + 1
+    io = [(engine.get_tensor_name(i), str(engine.get_tensor_mode(engine.get_tensor_name(i))).split(".")[-1],
+           str(engine.get_tensor_dtype(engine.get_tensor_name(i))).split(".")[-1],
+           tuple(engine.get_tensor_shape(engine.get_tensor_name(i)))) for i in range(engine.num_io_tensors)]
+    return {"layers": len(layers), "output_precisions": precisions, "io": io,
+            "device_memory_bytes": _device_memory(engine)}
+
+
+class TensorRT:
+    """A TensorRT engine behind the Runtime protocol: ``run(batch) -> tuple of CUDA tensors``.
+
+    Inputs and outputs are torch tensors; their device pointers go straight to
+    ``set_tensor_address``, and ``execute_async_v3`` runs on this runtime's own torch stream,
+    so nothing is copied to the host. Output tensors are allocated per call (their shape
+    follows the batch) and ordered as the engine lists them."""
+
+    def __init__(self, plan: bytes | os.PathLike, device: int = 0, name: str | None = None):
+        why = available()
+        if why:
+            raise RuntimeError(f"the TensorRT runtime cannot run here: {why}.")
+        import tensorrt as trt
+        import torch
+
+        self.torch, self.trt = torch, trt
+        self.device = torch.device("cuda", device)
+        data = Path(plan).read_bytes() if isinstance(plan, (str, os.PathLike)) else bytes(plan)
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(data)
+        if self.engine is None:
+            raise RuntimeError("TensorRT could not deserialize the engine: it is corrupt or was built by another "
+                               "TensorRT version or for another GPU. Delete it and build again (build_engine does).")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(self.inputs) != 1:
+            raise ValueError(f"the Runtime protocol feeds one tensor; this engine has inputs {self.inputs}.")
+        self.stream = torch.cuda.Stream(device=self.device)
+        self.dtype = self._torch_dtype(self.engine.get_tensor_dtype(self.inputs[0]))
+        self.name = name or "tensorrt"
+        self._closed = False
+
+    def _torch_dtype(self, dt):
+        torch, trt = self.torch, self.trt
+        table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16,
+                 trt.DataType.INT8: torch.int8, trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
+        return table[dt]
+
+    def run(self, batch):
+        torch = self.torch
+        if self._closed:
+            raise RuntimeError("this TensorRT runtime was closed; create a new one.")
+        name = self.inputs[0]
+        expected = tuple(self.engine.get_tensor_shape(name))
+        if batch.device != self.device or batch.dtype != self.dtype or batch.ndim != len(expected) or \
+                any(e != -1 and e != s for e, s in zip(expected, batch.shape)):
+            raise ValueError(f"TensorRT input {name!r}: expected {self.dtype} {expected} (-1 = any) on {self.device}; "
+                             f"found {batch.dtype} {tuple(batch.shape)} on {batch.device}.")
+        batch = batch.contiguous()
+        if not self.context.set_input_shape(name, tuple(batch.shape)):
+            raise ValueError(f"TensorRT input {name!r}: shape {tuple(batch.shape)} is outside the engine's "
+                             "optimization profile; rebuild with a larger max_batch.")
+        self.context.set_tensor_address(name, batch.data_ptr())
+        outs = []
+        for out in self.outputs:
+            shape = tuple(self.context.get_tensor_shape(out))
+            t = torch.empty(shape, dtype=self._torch_dtype(self.engine.get_tensor_dtype(out)), device=self.device)
+            self.context.set_tensor_address(out, t.data_ptr())
+            outs.append(t)
+        # The engine must see the batch as written: order its stream after the caller's.
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
+        if not self.context.execute_async_v3(self.stream.cuda_stream):
+            raise RuntimeError("TensorRT execute_async_v3 failed; see the logger's messages above.")
+        torch.cuda.current_stream(self.device).wait_stream(self.stream)
+        for t in (batch, *outs):
+            t.record_stream(self.stream)
+        return tuple(outs)
+
+    def close(self) -> None:
+        self._closed = True
+        self.context = self.engine = self.runtime = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TensorRT({self.name!r}, device={str(self.device)!r})"

@@ -1,0 +1,94 @@
+"""helpers.trt: the engine cache's key and its atomic, checksummed storage work without
+TensorRT; the engine paths run wherever TensorRT and a GPU are present."""
+
+import hashlib
+import json
+
+import pytest
+
+from helpers import trt
+
+
+def key(**changes):
+    fields = dict(onnx_sha256="ab" * 32, precision="int8", gpu="Orin", compute_capability="8.7",
+                  tensorrt="10.3.0", max_batch=1)
+    fields.update(changes)
+    return trt.EngineKey(**fields)
+
+
+def test_key_changes_with_every_field():
+    base = key().digest
+    for change in ({"onnx_sha256": "cd" * 32}, {"precision": "fp16"}, {"gpu": "RTX 4090"},
+                   {"compute_capability": "8.9"}, {"tensorrt": "11.0.0"}, {"max_batch": 8}):
+        assert key(**change).digest != base, change
+
+
+def test_key_reads_the_onnx_checksum(tmp_path):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"not really onnx")
+    k = trt.EngineKey.for_model(model, "fp32", gpu="X", compute_capability="9.0", tensorrt_version="10.3")
+    assert k.onnx_sha256 == hashlib.sha256(b"not really onnx").hexdigest()
+    with pytest.raises(ValueError, match="precision"):
+        trt.EngineKey.for_model(model, "int4", gpu="X", compute_capability="9.0", tensorrt_version="10.3")
+
+
+def test_store_then_load_round_trips(tmp_path):
+    cache = trt.EngineCache(tmp_path)
+    path = cache.store(key(), b"plan bytes", "det")
+    assert path.exists() and cache.load(key(), "det") == b"plan bytes"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp files left
+
+
+def test_corrupt_plan_is_deleted_and_reported(tmp_path):
+    cache = trt.EngineCache(tmp_path)
+    plan_path = cache.store(key(), b"plan bytes", "det")
+    plan_path.write_bytes(b"plan bytez")
+    with pytest.warns(RuntimeWarning, match="corrupt"):
+        assert cache.load(key(), "det") is None
+    assert not plan_path.exists()
+
+
+def test_stale_plan_for_another_tensorrt_or_gpu_is_rebuilt(tmp_path):
+    cache = trt.EngineCache(tmp_path)
+    plan_path, meta_path = cache.paths(key(), "det")
+    cache.store(key(), b"plan", "det")
+    meta = json.loads(meta_path.read_text())
+    meta["key"]["tensorrt"] = "10.0.1"  # as if an older TensorRT had written this file
+    meta_path.write_text(json.dumps(meta))
+    with pytest.warns(RuntimeWarning, match="different tensorrt"):
+        assert cache.load(key(), "det") is None
+
+
+def test_plan_without_sidecar_is_not_trusted(tmp_path):
+    cache = trt.EngineCache(tmp_path)
+    plan_path, meta_path = cache.paths(key(), "det")
+    cache.store(key(), b"plan", "det")
+    meta_path.unlink()
+    with pytest.warns(RuntimeWarning, match="missing"):
+        assert cache.load(key(), "det") is None
+    assert not plan_path.exists()
+
+
+def test_available_names_the_reason():
+    why = trt.available()
+    if why:
+        assert "tensorrt" in why.lower() or "cuda" in why.lower()
+        with pytest.raises(RuntimeError, match="cannot run here"):
+            trt.TensorRT(b"")
+
+
+@pytest.mark.skipif(bool(trt.available()), reason=f"TensorRT not usable here: {trt.available()}")
+def test_engine_builds_runs_and_caches(tmp_path):
+    import torch
+
+    from helpers import export, runtimes
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval().cuda()
+    onnx_path = export.export_onnx(model.cpu(), torch.zeros(1, 3, 32, 32), tmp_path / "tiny.onnx")
+    plan, facts = trt.build_engine(onnx_path, "fp32", max_batch=4, cache_dir=tmp_path)
+    assert not facts["cached"]
+    assert trt.build_engine(onnx_path, "fp32", max_batch=4, cache_dir=tmp_path)[1]["cached"]
+    x = torch.rand(2, 3, 32, 32, device="cuda")
+    with trt.TensorRT(plan) as rt:
+        out, = rt.run(x)
+    torch.testing.assert_close(out, model.cuda()(x), atol=1e-3, rtol=1e-3)
