@@ -249,3 +249,83 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     if np.array_equal(a, b):
         return float("inf")
     return float(cv2.PSNR(a, b))
+
+
+# ---------------------------------------------------------------- drift
+#
+# How far a runtime/precision moves a network's outputs from PyTorch FP32 on identical inputs.
+# Tolerances are per precision: FP32 engines only reorder float sums; FP16 keeps ~3 decimal
+# digits; INT8 changes values for real and is judged on decisions (top-1, boxes), not logits.
+
+DRIFT_TOLERANCES = {
+    "fp32": {"max_abs_logit": 1e-3, "top1": 1.0, "top5": 1.0,
+             "mean_box_iou": 0.999, "max_score_diff": 1e-3, "unmatched_frac": 0.0, "map50_drop": 0.002},
+    "fp16": {"max_abs_logit": 5e-2, "top1": 0.98, "top5": 0.98,
+             "mean_box_iou": 0.98, "max_score_diff": 2e-2, "unmatched_frac": 0.02, "map50_drop": 0.01},
+    "int8": {"max_abs_logit": None, "top1": 0.85, "top5": 0.85,
+             "mean_box_iou": 0.90, "max_score_diff": None, "unmatched_frac": 0.10, "map50_drop": 0.03},
+}
+
+
+def classification_drift(reference_logits, logits, precision: str = "fp32") -> dict:
+    """Logit differences and top-1/top-5 agreement of ``logits`` against ``reference_logits``
+    (both N x classes), judged against DRIFT_TOLERANCES[precision]."""
+    ref, out = np.asarray(reference_logits, np.float64), np.asarray(logits, np.float64)
+    if ref.shape != out.shape or ref.ndim != 2:
+        raise ValueError(f"classification_drift: expected two N x classes arrays of one shape; found "
+                         f"{ref.shape} and {out.shape}.")
+    diff = np.abs(ref - out)
+    ref_top1 = ref.argmax(1)
+    top5 = np.argsort(-out, axis=1)[:, :5]
+    figures = {"max_abs_logit": float(diff.max()), "mean_abs_logit": float(diff.mean()),
+               "top1": float((out.argmax(1) == ref_top1).mean()),
+               "top5": float((top5 == ref_top1[:, None]).any(1).mean()), "n": int(len(ref))}
+    return _judge(figures, precision)
+
+
+def detection_drift(reference, detections, precision: str = "fp32", iou: float = 0.5,
+                    min_score: float = 0.3) -> dict:
+    """Per-box drift of detections against reference detections on the same frames.
+
+    ``reference`` and ``detections``: lists (one per frame) of objects with ``boxes``,
+    ``scores``, ``labels``. Boxes scoring >= ``min_score`` in either are matched one-to-one
+    per class (Hungarian on IoU >= ``iou``). Reports the mean IoU and largest score difference
+    of matched pairs and the fraction left unmatched."""
+    from .track import box_iou
+
+    ious, score_diffs, unmatched, total = [], [], 0, 0
+    for ref, det in zip(reference, detections, strict=True):
+        a_keep, b_keep = np.asarray(ref.scores) >= min_score, np.asarray(det.scores) >= min_score
+        a_boxes, b_boxes = np.asarray(ref.boxes)[a_keep], np.asarray(det.boxes)[b_keep]
+        a_lab, b_lab = np.asarray(ref.labels)[a_keep], np.asarray(det.labels)[b_keep]
+        a_sc, b_sc = np.asarray(ref.scores)[a_keep], np.asarray(det.scores)[b_keep]
+        total += len(a_boxes) + len(b_boxes)
+        if len(a_boxes) and len(b_boxes):
+            m = box_iou(a_boxes, b_boxes)
+            m[a_lab[:, None] != b_lab[None, :]] = 0
+            r, c = linear_sum_assignment(m, maximize=True)
+            ok = m[r, c] >= iou
+            ious += m[r, c][ok].tolist()
+            score_diffs += np.abs(a_sc[r[ok]] - b_sc[c[ok]]).tolist()
+            unmatched += len(a_boxes) + len(b_boxes) - 2 * int(ok.sum())
+        else:
+            unmatched += len(a_boxes) + len(b_boxes)
+    figures = {"mean_box_iou": float(np.mean(ious)) if ious else float("nan"),
+               "max_score_diff": float(np.max(score_diffs)) if score_diffs else 0.0,
+               "unmatched_frac": unmatched / total if total else 0.0, "boxes": total}
+    return _judge(figures, precision)
+
+
+def _judge(figures: dict, precision: str) -> dict:
+    if precision not in DRIFT_TOLERANCES:
+        raise ValueError(f"precision must be one of {sorted(DRIFT_TOLERANCES)}; found {precision!r}.")
+    tol = DRIFT_TOLERANCES[precision]
+    checks = {}
+    for name, value in figures.items():
+        limit = tol.get(name)
+        if limit is None or name not in tol:
+            continue
+        lower_is_better = name in ("max_abs_logit", "max_score_diff", "unmatched_frac", "map50_drop")
+        checks[name] = bool(value <= limit) if lower_is_better else bool(value >= limit)
+    return {**figures, "precision": precision, "checks": checks,
+            "verdict": "PASS" if all(checks.values()) else "FAIL"}

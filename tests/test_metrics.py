@@ -186,3 +186,29 @@ def test_psnr():
         metrics.psnr(a, a[:4])
     with pytest.raises(ValueError, match="uint8"):
         metrics.psnr(a.astype(np.float32), a.astype(np.float32))
+
+
+def test_classification_drift_passes_identical_and_fails_shuffled():
+    from helpers.metrics import classification_drift
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(20, 1000))
+    same = classification_drift(ref, ref + 1e-5, "fp32")
+    assert same["verdict"] == "PASS" and same["top1"] == 1.0
+    bad = classification_drift(ref, rng.normal(size=(20, 1000)), "int8")
+    assert bad["verdict"] == "FAIL" and not bad["checks"]["top1"]
+    with pytest.raises(ValueError, match="one shape"):
+        classification_drift(ref, ref[:5])
+
+
+def test_detection_drift_matches_boxes_per_class():
+    from helpers.metrics import detection_drift
+    from helpers.track import Detections
+
+    ref = [Detections([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [1, 3])]
+    moved = [Detections([[0, 0, 10, 11], [20, 20, 40, 40]], [0.88, 0.8], [1, 3])]
+    d = detection_drift(ref, moved, "int8")
+    assert d["unmatched_frac"] == 0 and 0.9 < d["mean_box_iou"] < 1 and d["verdict"] == "PASS"
+    relabeled = [Detections([[0, 0, 10, 10], [20, 20, 40, 40]], [0.9, 0.8], [3, 3])]
+    d = detection_drift(ref, relabeled, "fp32")
+    assert d["unmatched_frac"] == 0.5 and d["verdict"] == "FAIL"
