@@ -18,3 +18,35 @@ def test_side_by_side_matches_heights_and_keeps_dtype():
     b = np.full((240, 320, 3), 200, np.uint8)
     out = viz.side_by_side([a, b], ["a", "b"], gap=4)
     assert out.shape == (120, 160 + 4 + 160, 3) and out.dtype == np.uint8
+
+
+def test_colours_are_stable_per_class_and_spread_per_id():
+    assert viz.class_color(1) == viz.class_color(1) != viz.class_color(3)
+    ids = [viz.id_color(i) for i in range(1, 13)]
+    assert len(set(ids)) == 12 and viz.id_color(5) == viz.id_color(5)
+
+
+def test_detections_tracks_and_trails_are_drawn():
+    from helpers.track import Detections, Tracks
+
+    image = np.zeros((120, 160, 3), np.uint8)
+    dets = Detections([[10, 10, 50, 90], [60, 20, 150, 60]], [0.9, 0.3], [1, 3])
+    drawn = viz.draw_detections(image, dets, ("bg", "person", "N/A", "car"), min_score=0.5)
+    assert drawn[10, 30].any() and not drawn[20, 100].any()  # the 0.3 car is filtered out
+    trails = viz.Trails(length=3)
+    for x in range(5):
+        trails.update(Tracks(np.array([[10.0 + 5 * x, 10, 40.0 + 5 * x, 90]]), np.array([7]), np.array([1]), np.array([0.9])))
+    assert len(trails[7]) == 3  # only the last `length` points are kept
+    out = viz.draw_tracks(image, Tracks(np.array([[30.0, 10, 60, 90]]), np.array([7]), np.array([1]), np.array([0.9])),
+                          ("bg", "person"), trails)
+    assert (out != 0).any(axis=2).sum() > 100
+    for _ in range(5):
+        trails.update(Tracks(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+    assert trails[7] == []  # forgotten after `length` frames unseen
+
+
+def test_grid_pads_rows_to_one_width():
+    tiles = [np.full((40, 60, 3), v, np.uint8) for v in (10, 20, 30)]
+    g = viz.grid(tiles, cols=2, gap=4)
+    assert g.shape == (40 + 4 + 40, 60 + 4 + 60, 3)
+    assert (g[44:, 64:] == 255).all()  # the missing fourth tile is white

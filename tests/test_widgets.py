@@ -92,3 +92,19 @@ def test_close_all_closes_unnamed_viewers_too():
     assert _wait(lambda: viewer.frames >= 1)
     widgets.close_all()
     assert len(_threads("viewer-")) == before and not viewer.running
+
+
+def test_threshold_view_counts_and_redraws_as_the_slider_moves():
+    from helpers.track import Detections
+    from helpers.widgets import ThresholdView
+
+    image = np.zeros((100, 100, 3), np.uint8)
+    dets = Detections([[5, 5, 30, 30], [40, 40, 90, 90], [10, 60, 30, 95]], [0.9, 0.6, 0.2], [1, 3, 1])
+    view = ThresholdView(image, dets, ("bg", "person", "N/A", "car"), threshold=0.5)
+    box = view.widget()
+    slider, _, label = box.children
+    assert view.count == 2 and label.value == "2 boxes at score >= 0.50"
+    before = view.value.copy()
+    slider.value = 0.15  # as if the learner dragged it
+    assert view.count == 3 and "3 boxes at score >= 0.15" == label.value
+    assert not np.array_equal(before, view.value)
