@@ -72,10 +72,15 @@ class DetectorSpec:
                              f"classification head has {classes} classes (background "
                              "included). Use the label map that was saved with these weights.")
         device = next(model.parameters()).device
-        with torch.no_grad():
-            x = torch.zeros(1, 3, height, width, device=device)
-            features = list(model.backbone(x).values())
-            anchors = model.anchor_generator(ImageList(x, [(height, width)]), features)[0]
+        was_training = model.training
+        model.eval()  # a forward in training mode would update BatchNorm statistics
+        try:
+            with torch.no_grad():
+                x = torch.zeros(1, 3, height, width, device=device)
+                features = list(model.backbone(x).values())
+                anchors = model.anchor_generator(ImageList(x, [(height, width)]), features)[0]
+        finally:
+            model.train(was_training)
         return cls(name=name, labels=labels, input_size=(width, height),
                    mean=tuple(model.transform.image_mean), std=tuple(model.transform.image_std),
                    anchors=anchors.float().cpu(), score_thresh=float(model.score_thresh),
@@ -257,7 +262,8 @@ class Detector:
         batch, transforms = self.preprocess(list(frames))
         self._sync()
         t1 = time.perf_counter()
-        raw = self.runtime.run(batch)
+        # An FP16 engine or model takes half-precision input; the runtime says which.
+        raw = self.runtime.run(batch.to(getattr(self.runtime, "dtype", batch.dtype)))
         self._sync()
         t2 = time.perf_counter()
         out = self.postprocess(raw, transforms, thresh)
@@ -281,8 +287,13 @@ class Detector:
 def _labels_of(model) -> tuple[str, ...]:
     labels = getattr(model, "labels", None)
     if labels is None:
-        raise ValueError("this detector carries no label map: build it through "
-                         "helpers.models (synth_detector, coco_detector), or pass spec=.")
+        import warnings
+
+        classes = model.head.classification_head.num_columns
+        warnings.warn(f"this detector carries no label map, so its {classes} classes are numbered. "
+                      "Build it through helpers.models (synth_detector, coco_detector) for names.",
+                      stacklevel=3)
+        return tuple(str(i) for i in range(classes))
     return tuple(labels)
 
 

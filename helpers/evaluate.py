@@ -27,7 +27,7 @@ MIN_VISIBILITY = 0.3
 SIZE = (640, 480)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=3)  # up to ~0.8 GB: three whole 300-frame clips
 def _clip(seed: int, noise: float, stride: int, length: int, density: float) -> tuple:
     """Rendered frames of one scene, kept for the next evaluation of the same clip (rendering
     noise costs more than detecting on it; a sweep over settings reuses the pixels)."""
@@ -36,7 +36,6 @@ def _clip(seed: int, noise: float, stride: int, length: int, density: float) -> 
     for i in range(0, scene.length, stride):
         f = scene.frame(i)
         image = f.noisy if noise > 0 else f.clean
-        image.setflags(write=False)
         out.append((i, image, f.gt))
     return tuple(out)
 

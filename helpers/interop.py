@@ -50,7 +50,8 @@ def same_memory(a, b) -> bool:
 class HostArray:
     """A bare host buffer exposed through numpy's __array_interface__ (protocol version 3).
 
-    ``np.asarray(HostArray(...))`` and ``torch.as_tensor`` wrap it without a copy. ``owner``
+    ``np.asarray(HostArray(...))`` wraps it without a copy (and ``torch.from_numpy`` of that
+    array shares it too; torch itself does not read __array_interface__). ``owner``
     keeps the memory alive for as long as this object lives."""
 
     def __init__(self, ptr: int, shape, typestr: str = "|u1", owner=None):

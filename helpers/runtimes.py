@@ -360,8 +360,12 @@ def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir=
     why = trt.available()
     if why:
         raise RuntimeError(f"make_runtime('tensorrt'): {why}.")
+    import onnx
+
     plan, _ = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir)
-    return trt.TensorRT(plan, **kw)
+    # Outputs in the ONNX model's order, by name, as every other runtime returns them.
+    order = [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
+    return trt.TensorRT(plan, output_order=order, **kw)
 
 
 RUNTIMES: dict[str, Callable[..., Runtime]] = {

@@ -59,6 +59,15 @@ def available_backends() -> dict[str, str]:
     return out
 
 
+def _has_triton() -> bool:
+    try:
+        from torch.utils._triton import has_triton
+
+        return bool(has_triton())
+    except Exception:
+        return False
+
+
 def _check_strength(strength) -> float:
     strength = float(strength)
     if not 0.0 <= strength <= 1.0:
@@ -91,19 +100,34 @@ class _TorchTNR:
 
         self.torch = torch
         self.device = torch.device(device)
-        self.prev = self.prev_luma = self.luma = None
-        step = self._step
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
+        self.prev = self.prev_luma = None
+        self.luma = torch.tensor(LUMA_BGR, device=self.device)
+        self._params = {}
+        self.step = self._step
         if compile is None:
-            compile = self.device.type == "cuda"
+            compile = self.device.type == "cuda" and _has_triton()
         if compile:
-            step = torch.compile(step, dynamic=False, fullgraph=True)
-        self.step = step
+            # The knobs arrive as one tensor, not Python floats: a float would be baked into the
+            # compiled kernel and every new strength would recompile.
+            self.step = torch.compile(self._step, fullgraph=True)
+        self.compiled = bool(compile)
+
+    def params(self, alpha_min: float, low: float, high: float):
+        key = (alpha_min, low, high)
+        if key not in self._params:
+            if len(self._params) > 64:
+                self._params.clear()
+            self._params[key] = self.torch.tensor(key, device=self.device)
+        return self._params[key]
 
     @staticmethod
-    def _step(x, prev, prev_luma, luma, alpha_min: float, low: float, high: float):
+    def _step(x, prev, prev_luma, luma, params):
         import torch
         import torch.nn.functional as F
 
+        alpha_min, low, high = params[0], params[1], params[2]
         h, w = x.shape[:2]
         b = BLOCK
         # Motion: |mean luma difference| per 4x4 block, then a 3x3 blur of the block map so a
@@ -122,20 +146,27 @@ class _TorchTNR:
 
     def __call__(self, frame, alpha_min: float, sigma: float):
         torch = self.torch
-        x = frame.to(self.device, non_blocking=True).float()
+        x = frame.to(self.device, non_blocking=True).float().contiguous()
         h, w = x.shape[:2]
         if h % BLOCK or w % BLOCK:
             raise ValueError(f"the torch TNR works on {BLOCK}x{BLOCK} blocks; the frame is {w}x{h}. "
                              f"Crop or pad it to a multiple of {BLOCK} (every standard video size is).")
-        if self.luma is None or self.luma.device != self.device:
-            self.luma = torch.tensor(LUMA_BGR, device=self.device)
         if self.prev is None or alpha_min >= 1.0:
             self.prev, self.prev_luma = x, x @ self.luma
         else:
             # Noise of std s leaves |block mean| near 0.8 * s / 4 = 0.2 s; a moving object
             # shifts a whole block's brightness one way, far above that.
-            self.prev, self.prev_luma = self.step(x, self.prev, self.prev_luma, self.luma,
-                                                  alpha_min, LOW * sigma, HIGH * sigma)
+            try:
+                self.prev, self.prev_luma = self.step(x, self.prev, self.prev_luma, self.luma,
+                                                      self.params(alpha_min, LOW * sigma, HIGH * sigma))
+            except Exception as exc:  # a compiler that fails here must not take the lesson down
+                if not self.compiled:
+                    raise
+                warnings.warn(f"torch.compile of the TNR step failed ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200]}); running it uncompiled.", RuntimeWarning)
+                self.step, self.compiled = self._step, False
+                self.prev, self.prev_luma = self.step(x, self.prev, self.prev_luma, self.luma,
+                                                      self.params(alpha_min, LOW * sigma, HIGH * sigma))
         # Values stay within 0..255 (a blend of two frames that are), so +0.5 and truncation round.
         return (self.prev + 0.5).to(torch.uint8)
 
@@ -151,20 +182,19 @@ class _OpenCVTNR:
         if window < 1 or window % 2 == 0:
             raise ValueError(f"window must be odd and >= 1; found {window}.")
         self.window = window
-        self.frames = collections.deque(maxlen=window)
+        self.frames = collections.deque(maxlen=window // 2 + 1)  # the newest frame and its past
 
     def __call__(self, frame: np.ndarray, h: float) -> np.ndarray:
         import cv2
 
-        self.frames.append(frame)
+        self.frames.append(frame.copy())  # a source may reuse its buffer for the next frame
         if h <= 0:
             return frame.copy()
-        if len(self.frames) < self.window:
+        if len(self.frames) < self.frames.maxlen:
             return cv2.fastNlMeansDenoisingColored(frame, None, h, h, 5, 15)
-        # Newest frame at the centre of a window whose second half repeats it: causal.
-        frames = list(self.frames)[: self.window // 2 + 1]
-        frames = frames + [frames[-1]] * (self.window - len(frames))
-        frames[self.window // 2] = frame
+        # The newest frame at the centre of the window, its past before it and, as the future
+        # is not known yet, itself repeated after it: a causal filter.
+        frames = list(self.frames) + [self.frames[-1]] * (self.window // 2)
         return cv2.fastNlMeansDenoisingColoredMulti(frames, self.window // 2, self.window, None,
                                                     h, h, 5, 15)
 
@@ -300,7 +330,7 @@ class TemporalDenoiser:
             return out if isinstance(frame, np.ndarray) else _like(out, frame)
         import torch
 
-        tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(frame)
+        tensor = frame if isinstance(frame, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(frame))
         if self.backend == "vpi":
             out = self._impl(tensor, self.preset, self.strength)
         else:

@@ -119,7 +119,7 @@ def _match(track_boxes, track_labels, boxes: np.ndarray, labels: np.ndarray, gat
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     iou = box_iou(track_boxes, boxes)
     # Class-aware: a car detection never feeds a person track, however well it overlaps.
-    iou[track_labels[:, None] != labels[None, :]] = 0.0
+    iou[track_labels[:, None] != labels[None, :]] = -1.0  # below any gate, even 0
     rows, cols = linear_sum_assignment(iou, maximize=True)
     keep = iou[rows, cols] >= gate
     return rows[keep], cols[keep]

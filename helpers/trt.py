@@ -201,10 +201,20 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
             profile.set_shape(tensor.name, lo, opt, hi)
     config.add_optimization_profile(profile)
 
-    timing_path = Path(timing_cache or Path(cache_dir) / "timing.cache")
+    if precision == "int8":
+        ops = {network.get_layer(i).type for i in range(network.num_layers)}
+        if not ops & {trt.LayerType.QUANTIZE, trt.LayerType.DEQUANTIZE}:
+            raise ValueError(f"{onnx_path.name} has no QuantizeLinear/DequantizeLinear nodes, so an 'int8' build "
+                             "would silently be FP32. Quantize it first: helpers.export.quantize_int8(...).")
+
+    # Timing measurements are only valid for one GPU and one TensorRT: key the file by both.
+    timing_path = Path(timing_cache or Path(cache_dir) / f"timing-{key.compute_capability}-{key.tensorrt}.cache")
     blob = timing_path.read_bytes() if timing_path.is_file() else b""
     tcache = config.create_timing_cache(blob)
-    config.set_timing_cache(tcache, ignore_mismatch=False)
+    if not config.set_timing_cache(tcache, ignore_mismatch=False):
+        warnings.warn(f"TensorRT rejected the timing cache {timing_path.name}; starting a new one.", RuntimeWarning)
+        timing_path.unlink(missing_ok=True)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -252,7 +262,8 @@ class TensorRT:
     so nothing is copied to the host. Output tensors are allocated per call (their shape
     follows the batch) and ordered as the engine lists them."""
 
-    def __init__(self, plan: bytes | os.PathLike, device: int = 0, name: str | None = None):
+    def __init__(self, plan: bytes | os.PathLike, device: int = 0, name: str | None = None,
+                 output_order: list[str] | None = None):
         why = available()
         if why:
             raise RuntimeError(f"the TensorRT runtime cannot run here: {why}.")
@@ -267,11 +278,16 @@ class TensorRT:
         self.engine = self.runtime.deserialize_cuda_engine(data)
         if self.engine is None:
             raise RuntimeError("TensorRT could not deserialize the engine: it is corrupt or was built by another "
-                               "TensorRT version or for another GPU. Delete it and build again (build_engine does).")
+                               "TensorRT version or for another GPU. Delete the .engine and .json files and call "
+                               "build_engine again.")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if output_order is not None:  # by name: two outputs of one shape cannot be told apart otherwise
+            if sorted(output_order) != sorted(self.outputs):
+                raise ValueError(f"output_order {output_order} does not name the engine's outputs {self.outputs}.")
+            self.outputs = list(output_order)
         if len(self.inputs) != 1:
             raise ValueError(f"the Runtime protocol feeds one tensor; this engine has inputs {self.inputs}.")
         self.stream = torch.cuda.Stream(device=self.device)
@@ -283,6 +299,11 @@ class TensorRT:
         torch, trt = self.torch, self.trt
         table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16,
                  trt.DataType.INT8: torch.int8, trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
+        for name, tdtype in (("INT64", torch.int64), ("BF16", torch.bfloat16), ("UINT8", torch.uint8)):
+            if hasattr(trt.DataType, name):
+                table[getattr(trt.DataType, name)] = tdtype
+        if dt not in table:
+            raise ValueError(f"TensorRT tensor type {dt} has no torch equivalent in this runtime.")
         return table[dt]
 
     def run(self, batch):
@@ -316,6 +337,8 @@ class TensorRT:
         return tuple(outs)
 
     def close(self) -> None:
+        if not self._closed:
+            self.stream.synchronize()  # work in flight still uses the context
         self._closed = True
         self.context = self.engine = self.runtime = None
 

@@ -78,6 +78,8 @@ class Trails:
     """The last ``length`` box centres of every track id, for drawing motion trails."""
 
     def __init__(self, length: int = 20):
+        if int(length) < 1:
+            raise ValueError(f"Trails: length must be >= 1 frame; found {length}.")
         self.length = int(length)
         self._points: dict[int, list] = {}
         self._age: dict[int, int] = {}
@@ -153,6 +155,10 @@ def video_html(frames, fps: float, path=None, width: int | None = None):
     if not frames:
         raise ValueError("video_html() needs at least one frame.")
     h, w = frames[0].shape[:2]
+    odd = [i for i, f in enumerate(frames) if f.shape[:2] != (h, w)]
+    if odd:
+        raise ValueError(f"video_html: every frame must be {w}x{h} like the first; frame {odd[0]} is "
+                         f"{frames[odd[0]].shape[1]}x{frames[odd[0]].shape[0]}. Resize them first.")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "video.mp4"
         writer = imageio_ffmpeg.write_frames(str(out), (w, h), fps=fps, codec="libx264",

@@ -230,7 +230,7 @@ class ThresholdView(traitlets.HasTraits):
 
         if self._widget is not None:
             return self._widget
-        slider = widgets.FloatSlider(value=self.threshold, min=0.05, max=0.95, step=0.05,
+        slider = widgets.FloatSlider(value=self.threshold, min=min(0.05, self.threshold), max=0.95, step=0.05,
                                      description="score >=", continuous_update=True)
         image = widgets.Image(format="jpeg", value=bgr_to_jpeg(self.value))
         label = widgets.Label(value=self.status())

@@ -45,7 +45,7 @@ from helpers.files import atomic_path, write_text  # noqa: E402
 
 SEED = 0
 TRAIN_SEEDS = range(1000, 1240)  # 240 scenes of 300 frames; evaluation uses EVAL_SEEDS only
-EVAL_SEEDS = (101, 102, 103)  # also never used by the notebooks' training-free demos
+EVAL_SEEDS = (101, 102, 103)  # helpers.evaluate.HELD_OUT_SEEDS
 EVAL_STRIDE = 5  # every 5th frame: neighbouring frames are near-duplicates
 EVAL_NOISE = (0.0, 0.3, 0.6, 1.0)
 MIN_VISIBILITY = 0.3
@@ -181,24 +181,18 @@ def _elapsed(work: Path) -> float:
 
 
 def evaluate(model: torch.nn.Module, noise_levels=EVAL_NOISE, stride: int = EVAL_STRIDE,
-             seeds=EVAL_SEEDS, threads: int | None = None) -> dict:
-    """mAP of ``model`` on held-out scenes at each noise level (helpers.detect does the work)."""
-    from helpers import detect, metrics, mot
+             seeds=EVAL_SEEDS) -> dict:
+    """mAP of ``model`` on held-out scenes at each noise level, through helpers.evaluate (the
+    same code as the quality test and the notebooks)."""
+    from helpers import detect
+    from helpers import evaluate as ev
 
+    model.labels = models.SYNTH_LABELS
     detector = detect.Detector(model)
     results = {}
     for noise in noise_levels:
-        gts, preds, offset = [], {}, 0
-        for seed in seeds:
-            scene = synth.Scene(size=(640, 480), seed=seed, noise=noise, density=1.0)
-            for i in range(0, scene.length, stride):
-                f = scene.frame(i)
-                preds[offset + i] = detector(f.noisy if noise else f.clean)
-                gts.append(mot.GroundTruth(**{**f.gt.__dict__, "frame": f.gt.frame + offset}))
-            offset += scene.length
-        gt = mot.GroundTruth.concat(gts)
-        strict = metrics.detection_metrics(gt, preds, min_visibility=MIN_VISIBILITY)
-        every = metrics.detection_metrics(gt, preds, min_visibility=0.0)
+        strict = ev.detection(detector, seeds, noise, stride=stride, min_visibility=MIN_VISIBILITY)
+        every = ev.detection(detector, seeds, noise, stride=stride, min_visibility=0.0)
         results[f"{noise:g}"] = {"map50": strict["map50"], "map": strict["map"],
                                  "ap50_per_class": {str(k): v for k, v in strict["ap_per_class"].items()},
                                  "precision@0.5": strict["precision"], "recall@0.5": strict["recall"],
