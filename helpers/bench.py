@@ -2,8 +2,9 @@
 
 Comparisons are made side by side in one run: each round calls every variant in turn,
 rotating the order, so a burst of load from elsewhere hits all variants alike instead of
-ruining one. (CUDA events, memory and JSON fingerprints join this module with the
-benchmark lesson.)
+ruining one. On a GPU, ``cuda_time_calls`` times on the device with CUDA events;
+``memory()`` reads peak RSS, torch's peak allocations and NVML; ``batch_sweep`` measures
+throughput against batch size and stops cleanly at the first batch that runs out of memory.
 """
 
 from __future__ import annotations
@@ -67,3 +68,69 @@ def write_results(path, payload: dict):
     path = write_text(path, json.dumps(stamped, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path
+
+
+def cuda_time_calls(fn: Callable[[], object], iters: int, stream=None) -> list[float]:
+    """Device time of ``iters`` calls of ``fn`` in milliseconds, from CUDA events recorded
+    around each call on ``stream`` (default: the current stream). The host waits on the end
+    event only, so launch overhead that the GPU hides is not counted."""
+    import torch
+
+    stream = stream or torch.cuda.current_stream()
+    pairs = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record(stream)
+        fn()
+        end.record(stream)
+        pairs.append((start, end))
+    pairs[-1][1].synchronize()
+    return [s.elapsed_time(e) for s, e in pairs]
+
+
+def memory(reset: bool = False) -> dict:
+    """Memory figures in MiB: process peak RSS; torch CUDA peak allocated/reserved; NVML used
+    memory of device 0 when pynvml is installed. ``reset`` restarts torch's peak counters."""
+    import resource
+    import sys
+
+    out = {"peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        out["torch_peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        out["torch_peak_reserved_mib"] = round(torch.cuda.max_memory_reserved() / 2**20, 1)
+        if reset:
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            info = pynvml.nvmlDeviceGetMemoryInfo(pynvml.nvmlDeviceGetHandleByIndex(0))
+            out["nvml_used_mib"] = round(info.used / 2**20, 1)
+        except Exception as exc:  # pynvml missing, or no NVML on this board (Jetson)
+            out["nvml_used_mib"] = f"unavailable: {type(exc).__name__}"
+    return out
+
+
+def batch_sweep(run_batch: Callable[[int], object], batches=(1, 2, 4, 8, 16, 32), iters: int = 10) -> dict:
+    """Throughput (items/s) and latency per batch size. ``run_batch(n)`` runs one batch of n.
+    Out of memory at some size ends the sweep there; the result says which sizes fit."""
+    results, stopped = {}, None
+    for n in batches:
+        try:
+            run_batch(n)  # warm-up at this size
+            ms = float(np.median(time_calls(lambda: run_batch(n), iters)))
+        except (MemoryError, RuntimeError) as exc:
+            if "out of memory" not in str(exc).lower() and not isinstance(exc, MemoryError):
+                raise
+            stopped = f"batch {n}: out of memory ({type(exc).__name__}); largest that fit: " \
+                      f"{max(results) if results else 'none'}"
+            try:
+                import torch
+
+                torch.cuda.empty_cache()
+            except Exception:
+                pass
+            break
+        results[n] = {"median_ms": round(ms, 3), "items_per_s": round(n * 1e3 / ms, 2)}
+    return {"batches": results, "stopped": stopped}

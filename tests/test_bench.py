@@ -36,3 +36,20 @@ def test_write_results_stamps_and_is_atomic(tmp_path):
     assert data["results"] == [1, 2] and data["environment"]["python"]
     assert len(data["load_average_1_5_15"]) == 3 and data["date"].startswith("20")
     assert [p.name for p in path.parent.iterdir()] == ["r.json"]  # no temp file left behind
+
+
+def test_memory_reports_peak_rss():
+    m = bench.memory()
+    assert m["peak_rss_mib"] > 10
+
+
+def test_batch_sweep_stops_at_out_of_memory():
+    def run(n):
+        if n >= 8:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return sum(range(1000 * n))
+
+    r = bench.batch_sweep(run, batches=(1, 2, 4, 8, 16), iters=3)
+    assert sorted(r["batches"]) == [1, 2, 4] and "largest that fit: 4" in r["stopped"]
+    with pytest.raises(RuntimeError, match="other"):
+        bench.batch_sweep(lambda n: (_ for _ in ()).throw(RuntimeError("other failure")), batches=(1,))
