@@ -78,6 +78,27 @@ def write_index(rows: list[dict], out_dir: Path) -> Path:
     return index
 
 
+REPORT_NOTEBOOK = "07_benchmark_report"
+HEADLINES = ("best runtime", "real-time verdict @30fps", "real-time verdict @15fps", "drift")
+
+
+def write_report(out_dir: Path) -> Path | None:
+    """build/report.html is the executed lab-report notebook; its headline figures go to the
+    terminal. None when the report notebook did not run."""
+    html_path = out_dir / f"{REPORT_NOTEBOOK}.html"
+    recorded = report.load(REPORT_NOTEBOOK)
+    if not html_path.is_file() or not recorded:
+        return None
+    target = out_dir / "report.html"
+    shutil.copyfile(html_path, target)
+    figures = recorded.get("figures", {})
+    print("\nLab report headlines:")
+    for key in HEADLINES:
+        if key in figures:
+            print(f"  {key}: {figures[key]}")
+    return target
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9]*.ipynb")
@@ -114,6 +135,9 @@ def main(argv=None) -> int:
         for s in r["skipped"]:
             print(f"  {r['notebook']}: skipped {s}")
     print(f"\nHTML: {index}")
+    report_html = write_report(out_dir)
+    if report_html:
+        print(f"Lab report: {report_html}")
     return 0 if all(r["status"] == "passed" for r in rows) else 1
 
 
