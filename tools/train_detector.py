@@ -4,6 +4,11 @@
     python tools/train_detector.py --export-only   # write data/ from the last checkpoint
     python tools/train_detector.py --eval-only     # evaluate the committed weights
 
+The committed weights come from ``--steps 1500 --stop-after 600``: the 1500-step cosine
+schedule, stopped at step 600 because held-out mAP@0.5 was already ~0.98 (measured at step
+525) and the remaining 45 minutes bought nothing the lessons need. The same command
+reproduces them.
+
 Deterministic for a given thread count: the model starts from torch.manual_seed(0) and the
 ImageNet MobileNetV2 weights, and the batch of step k is drawn from a generator seeded with
 (SEED, k), so a resumed run sees exactly the batches it would have seen. A checkpoint is
@@ -149,7 +154,8 @@ def train(args) -> None:
     started = time.perf_counter()
     elapsed_before = _elapsed(work)
     try:
-        while step < args.steps:
+        last = min(args.steps, args.stop_after or args.steps)
+        while step < last:
             lr = lr_at(step, args.steps, args.lr)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -168,7 +174,7 @@ def train(args) -> None:
                 log.flush()
                 print(f"step {step}/{args.steps} loss {loss.item():.3f} lr {lr:.5f} "
                       f"{seconds / 60:.1f} min", flush=True)
-            if step % args.every == 0 or step == args.steps:
+            if step % args.every == 0 or step == last:
                 save_checkpoint(ckpt, model, optimizer, step)
                 write_text(work / "elapsed.txt", f"{seconds:.1f}\n")
     finally:
@@ -223,10 +229,12 @@ def export(args) -> None:
         "input_size": list(models.DETECTOR_INPUT),
         "anchor_scales": list(models.SYNTH_ANCHOR_SCALES),
         "sha256": digest,
-        "training": {"steps": state["step"], "batch": args.batch, "lr": args.lr,
+        "training": {"steps": state["step"], "schedule_steps": args.steps, "batch": args.batch, "lr": args.lr,
                      "seconds": _elapsed(Path(args.work)), "threads": torch.get_num_threads(),
                      "train_seeds": [TRAIN_SEEDS.start, TRAIN_SEEDS.stop - 1],
-                     "frozen_blocks": FROZEN_BLOCKS, "command": "python tools/train_detector.py"},
+                     "frozen_blocks": FROZEN_BLOCKS,
+                     "command": f"python tools/train_detector.py --steps {args.steps}"
+                                + (f" --stop-after {args.stop_after}" if args.stop_after else "")},
         "evaluation": {"seeds": list(EVAL_SEEDS), "frame_stride": EVAL_STRIDE, "size": [640, 480],
                        "min_visibility": MIN_VISIBILITY, "by_noise": quality},
     }
@@ -244,6 +252,9 @@ def main(argv=None) -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--every", type=int, default=25, help="checkpoint every N steps")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="stop (and export) after this many steps of the --steps schedule; the "
+                        "bundled weights stopped at 600 of 1500, once held-out mAP@0.5 was ~0.98")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", default=str(REPO / "build" / "train_detector"))
     p.add_argument("--export-only", action="store_true")
