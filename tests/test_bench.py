@@ -53,3 +53,13 @@ def test_batch_sweep_stops_at_out_of_memory():
     assert sorted(r["batches"]) == [1, 2, 4] and "largest that fit: 4" in r["stopped"]
     with pytest.raises(RuntimeError, match="other"):
         bench.batch_sweep(lambda n: (_ for _ in ()).throw(RuntimeError("other failure")), batches=(1,))
+
+
+def test_results_json_carries_date_load_and_environment(tmp_path):
+    import json
+
+    path = bench.write_results(tmp_path / "r.json", {"benchmark": "x", "results": {"a": bench.stats([1.0, 2.0, 3.0])}})
+    data = json.loads(path.read_text())
+    assert data["benchmark"] == "x" and data["results"]["a"]["median_ms"] == 2.0
+    assert data["date"].startswith("20") and len(data["load_average_1_5_15"]) == 3
+    assert "python" in json.dumps(data["environment"]).lower()
