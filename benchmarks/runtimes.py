@@ -70,13 +70,15 @@ def main(argv=None) -> dict:
     for name, (model, example, calib, inputs, outs) in networks().items():
         fp32 = export.export_onnx(model, example, MODELS / f"{name}_bench_fp32.onnx", output_names=outs)
         int8 = export.quantize_int8(fp32, MODELS / f"{name}_bench_int8_qdq.onnx", calib)
-        variants, precisions = {}, {}
+        variants, precisions, unavailable = {}, {}, {}
         if cuda:
             gpu = model.to(args.device)
             variants["eager"] = runtimes.TorchEager(gpu)
             variants["compile"] = runtimes.TorchCompile(gpu)
             variants["compile+cudagraphs"] = runtimes.TorchCompile(gpu, mode="reduce-overhead")
-            if not trt.available():
+            if trt.available():
+                unavailable["tensorrt"] = f"unavailable: {trt.available()}"
+            else:
                 for prec, path in (("fp32", fp32), ("fp16", fp32), ("int8", int8)):
                     try:
                         variants[f"tensorrt {prec}"] = runtimes.make_runtime("tensorrt", onnx_path=path, precision=prec,
@@ -106,12 +108,21 @@ def main(argv=None) -> dict:
                 verdict, detail = drift(name, reference, rt.run(inputs.to(rt.device)), precisions.get(k, "fp32"))
                 results.setdefault(name, {}).setdefault(f"batch {batch}", {})[k] = {
                     **bench.stats(samples[k]), "drift": verdict, "drift_detail": detail}
+        # Throughput against batch size on the fastest FP32 runtime (stops at out-of-memory).
+        sweep_rt = variants.get("ort fp32") or variants.get("compile") or variants["eager"]
+        sweep = bench.batch_sweep(lambda n: call(sweep_rt, inputs[:1].expand(n, -1, -1, -1).contiguous().to(args.device)),
+                                  batches=(1, 2, 4, 8), iters=5)
+        results[name]["batch_sweep"] = {"runtime": sweep_rt.name if hasattr(sweep_rt, "name") else "eager", **sweep}
+        if unavailable:
+            results[name]["unavailable"] = unavailable
         for rt in variants.values():
             rt.close()
 
     print(f"\nms per batch (device {args.device}, {args.threads} CPU threads), drift vs eager FP32")
     for name, per_batch in results.items():
         for batch, rows in per_batch.items():
+            if not batch.startswith("batch "):
+                continue
             base = rows["eager"]["median_ms"]
             for k, r in rows.items():
                 print(f"{name:<14}{batch:<9}{k:<22}{r['median_ms']:>9.2f}{base / r['median_ms']:>7.2f}x  "
