@@ -104,7 +104,7 @@ def main(argv=None) -> dict:
 
     best = {m: max((r for lbl, r in runs if r.mode == m), key=lambda r: r.fps) for m in ("sync", "overlapped")}
     gain = best["overlapped"].fps / best["sync"].fps
-    print(f"\nper stage, overlapped run (ms): p50 / p95 / p99")
+    print("\nper stage, overlapped run (ms): p50 / p95 / p99")
     for stage, values in best["overlapped"].samples.items():
         print(f"  {stage:<12}{np.percentile(values, 50):>8.2f}{np.percentile(values, 95):>8.2f}"
               f"{np.percentile(values, 99):>8.2f}")

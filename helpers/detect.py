@@ -24,7 +24,6 @@ import math
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from .preprocess import Letterbox, Preprocessor, check_frame
@@ -296,6 +295,3 @@ def _labels_of(model) -> tuple[str, ...]:
         return tuple(str(i) for i in range(classes))
     return tuple(labels)
 
-
-def label_names(labels: np.ndarray, names) -> list[str]:
-    return [names[int(i)] if 0 <= int(i) < len(names) else str(int(i)) for i in labels]

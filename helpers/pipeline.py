@@ -135,25 +135,15 @@ class Pipeline:
     def _infer(self, image, times: dict):
         import torch
 
-        from .detect import Detections  # noqa: F401  (documented return type)
-
         det = self.detector
         t = time.perf_counter()
         if self.denoiser is not None:
             image = self.denoiser(image)
             det._sync()
             times["tnr"].append(1e3 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        batch, transforms = det.preprocess(image)
-        det._sync()
-        times["preprocess"].append(1e3 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        raw = det.runtime.run(batch.to(getattr(det.runtime, "dtype", batch.dtype)))
-        det._sync()
-        times["network"].append(1e3 * (time.perf_counter() - t))
-        t = time.perf_counter()
-        dets = det.postprocess(raw, transforms, self.score_thresh)[0]
-        times["postprocess"].append(1e3 * (time.perf_counter() - t))
+        dets = det(image, self.score_thresh)
+        for stage in ("preprocess", "network", "postprocess"):  # Detector times its own stages
+            times[stage].append(getattr(det.times, stage))
         out = dets
         if self.tracker is not None:
             t = time.perf_counter()

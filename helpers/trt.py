@@ -50,14 +50,6 @@ def available() -> str:
     return ""
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class EngineKey:
     """What an engine plan depends on. A change in any field means a rebuild."""
@@ -83,7 +75,9 @@ class EngineKey:
             import tensorrt
 
             tensorrt_version = tensorrt.__version__
-        return cls(_sha256(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch))
+        from .assets import sha256sum
+
+        return cls(sha256sum(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch))
 
     @property
     def digest(self) -> str:

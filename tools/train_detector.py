@@ -220,7 +220,7 @@ def export(args) -> None:
     digest = assets.sha256sum(WEIGHTS)
     with atomic_path(LOG) as tmp:
         tmp.write_bytes((Path(args.work) / "train_log.csv").read_bytes())
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in half.items()})
+    model.load_state_dict(models._half_to_float(half))  # evaluate exactly what is shipped
     quality = evaluate(model.eval())
     record = {
         "name": models.SYNTH_DETECTOR_NAME,
