@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.installed
 export EVW_OFFLINE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit nbval run lab bench clean distclean
+.PHONY: help venv test unit nbval test-browser browser-if-available run lab bench clean distclean
 
 help:
 	@echo "make run    execute every notebook into build/ (HTML + index) and print the summary"
 	@echo "make test   unit tests, then every notebook under nbval (what CI runs)"
+	@echo "make test-browser  JupyterLab in headless Chromium: widgets render and respond (make test runs it too"
+	@echo "                   when /usr/bin/chromium is installed; screenshots in build/screenshots/)"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make bench  run the benchmark scripts (tables + JSON in benchmarks/results/)"
 
@@ -27,6 +29,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: unit nbval
+	@$(MAKE) --no-print-directory browser-if-available
 
 # Agg only for unit tests: kernels must keep ipykernel's inline backend, or make run's HTML has no plots.
 unit: $(STAMP)
@@ -34,6 +37,25 @@ unit: $(STAMP)
 
 nbval: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks
+
+# The browser suite: a real JupyterLab driven by Playwright in Debian's headless Chromium
+# (apt-get install chromium chromium-driver; .ci/run does it). Playwright comes from the
+# [browser] extra; its own browser download is never used.
+CHROMIUM      := /usr/bin/chromium
+BROWSER_STAMP := $(VENV)/.installed-browser
+
+$(BROWSER_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[browser]"
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	EVW_BROWSER=1 $(PY) -m pytest tests/browser -q -p no:cacheprovider --durations=0
+
+# make test runs the browser suite when its prerequisite, Debian's Chromium, is installed,
+# and otherwise says why it skipped.
+browser-if-available:
+	@if [ -x $(CHROMIUM) ]; then $(MAKE) --no-print-directory test-browser; \
+	else echo "browser suite SKIPPED: $(CHROMIUM) not found (apt-get install chromium chromium-driver, then make test-browser)"; fi
 
 run: $(STAMP)
 	$(PY) tools/run_notebooks.py --out build
@@ -48,6 +70,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/detect.py --json benchmarks/results/detect.json
 	$(PY) benchmarks/tnr.py --json benchmarks/results/tnr.json
 	$(PY) benchmarks/tnr_quality.py --json benchmarks/results/tnr_quality.json
+	$(PY) benchmarks/filters.py --json benchmarks/results/filters.json
 
 clean:
 	rm -rf build .pytest_cache

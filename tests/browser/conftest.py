@@ -1,0 +1,94 @@
+"""Fixtures for the browser suite: one JupyterLab server and one headless Chromium per session.
+
+The suite runs only when ``EVW_BROWSER=1`` (``make test-browser`` sets it), so ``make unit``
+(``pytest tests``) collects and skips it in no time, with the reason printed. With
+``EVW_BROWSER=1`` it still skips, naming what is missing, when Debian's Chromium or the
+``playwright`` package is absent, unless ``EVW_BROWSER_REQUIRED=1`` (CI sets it) makes that a
+failure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from jlab import CHROMIUM, CHROMIUM_ARGS, LabServer
+
+
+def _missing() -> str | None:
+    if os.environ.get("EVW_BROWSER") != "1":
+        return "browser suite: run it with `make test-browser` (JupyterLab in headless Chromium)"
+    if not CHROMIUM.exists():
+        return f"browser suite: {CHROMIUM} not found (apt-get install chromium chromium-driver)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "browser suite: playwright is not installed (pip install -e '.[browser]', or make test-browser)"
+    return None
+
+
+def _skip_or_fail(reason: str):
+    if os.environ.get("EVW_BROWSER_REQUIRED") == "1" and os.environ.get("EVW_BROWSER") == "1":
+        pytest.fail(reason + " (EVW_BROWSER_REQUIRED=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory):
+    reason = _missing()
+    if reason:
+        _skip_or_fail(reason)
+    server = LabServer(tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        start = time.monotonic()
+        server.start()
+        print(f"\nJupyterLab up at {server.url} in {time.monotonic() - start:.1f} s (root {server.root})")
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser(lab):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser, lab, request):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    console = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}") if msg.type == "error" else None)
+    try:
+        yield page
+    finally:
+        failed = getattr(request.node, "rep_call", None)
+        if failed is not None and failed.failed:
+            from jlab import SCREENSHOTS
+
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"FAILED-{request.node.name}.png"), full_page=False)
+            print(f"\nJupyterLab log tail:\n{lab.log_tail(2000)}")
+            print("browser console errors:", *console[-20:], sep="\n  ")
+        context.close()
+        # Each test's kernel goes with it: a live viewer left running would slow the next test.
+        for kernel in lab.api("kernels"):
+            lab.api(f"kernels/{kernel['id']}", method="DELETE")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report
