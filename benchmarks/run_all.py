@@ -36,6 +36,7 @@ SCRIPTS = {
     "runtimes": ("runtimes.py", [], True),
     "pipeline": ("pipeline.py", [], True),
     "tnr_quality": ("tnr_quality.py", [], False),
+    "filters": ("filters.py", [], False),
 }
 
 

@@ -33,3 +33,10 @@ def write_text(path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, newline="\n")
     return Path(path)
+
+
+def write_bytes(path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically; return the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

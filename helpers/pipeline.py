@@ -1,5 +1,8 @@
-"""The whole loop, stage by stage: source -> [TNR] -> preprocess -> network -> postprocess ->
-tracker -> draw -> sink, timed per stage, run synchronously or overlapped.
+"""The whole loop, stage by stage: source -> [TNR] -> [filter] -> preprocess -> network ->
+postprocess -> tracker -> draw -> sink, timed per stage, run synchronously or overlapped.
+
+A filter is any image-to-image stage (helpers.filters.Upscaler: super-resolution). Without a
+detector the pipeline is source -> [TNR] -> filter -> sink, a video filter on its own.
 
     pipe = Pipeline(detector, denoiser=tnr.TemporalDenoiser(), tracker=Tracker())
     result = pipe.run((f.noisy for f in scene), mode="overlapped")
@@ -29,9 +32,9 @@ import numpy as np
 
 __all__ = ["STAGES", "Pipeline", "Result", "stage_table", "verdict"]
 
-STAGES = ("capture", "tnr", "preprocess", "network", "postprocess", "tracking", "draw", "sink")
+STAGES = ("capture", "tnr", "filter", "preprocess", "network", "postprocess", "tracking", "draw", "sink")
 # Which stages share a thread in overlapped mode.
-OVERLAPPED_GROUPS = (("capture",), ("tnr", "preprocess", "network", "postprocess", "tracking"),
+OVERLAPPED_GROUPS = (("capture",), ("tnr", "filter", "preprocess", "network", "postprocess", "tracking"),
                      ("draw", "sink"))
 SYNC_GROUPS = (STAGES,)
 _END = object()
@@ -118,15 +121,22 @@ class Result:
 class Pipeline:
     """Detector (helpers.detect.Detector) plus the optional stages around it.
 
-    ``denoiser``: a TemporalDenoiser or None. ``tracker``: a helpers.track.Tracker or None.
+    ``detector``: a Detector, or None for a filter-only pipeline (then ``filter`` is required).
+    ``denoiser``: a TemporalDenoiser or None. ``filter``: an image-to-image stage
+    (helpers.filters.Upscaler) applied after TNR, or None; the detector, if any, sees its
+    output. ``tracker``: a helpers.track.Tracker or None.
     ``draw``: draw boxes/tracks on the frame (the viewer's or the sink's picture).
     ``sink``: anything with ``write(image)`` (helpers.capture.VideoSink), or None.
     ``on_frame(index, drawn, result)``: called after each frame (a viewer update).
     """
 
-    def __init__(self, detector, denoiser=None, tracker=None, draw: bool = True, sink=None,
-                 score_thresh: float | None = None, on_frame=None):
-        self.detector, self.denoiser, self.tracker = detector, denoiser, tracker
+    def __init__(self, detector=None, denoiser=None, tracker=None, draw: bool = True, sink=None,
+                 score_thresh: float | None = None, on_frame=None, filter=None):
+        if detector is None and filter is None:
+            raise ValueError("Pipeline needs a detector, a filter, or both; found neither.")
+        if detector is None and tracker is not None:
+            raise ValueError("Pipeline: a tracker needs a detector to feed it; pass detector= or drop tracker=.")
+        self.detector, self.denoiser, self.tracker, self.filter = detector, denoiser, tracker, filter
         self.draw, self.sink, self.on_frame = draw, sink, on_frame
         self.score_thresh = score_thresh if score_thresh is not None else \
             (tracker.low_score if tracker is not None else 0.5)
@@ -139,8 +149,16 @@ class Pipeline:
         t = time.perf_counter()
         if self.denoiser is not None:
             image = self.denoiser(image)
-            det._sync()
+            self._sync()
             times["tnr"].append(1e3 * (time.perf_counter() - t))
+        if self.filter is not None:
+            t = time.perf_counter()
+            image = self.filter(image)  # the Upscaler synchronises its own device
+            times["filter"].append(1e3 * (time.perf_counter() - t))
+        if det is None:
+            if isinstance(image, torch.Tensor):
+                image = image.cpu().numpy()  # the one copy to the host: for display
+            return image, None
         dets = det(image, self.score_thresh)
         for stage in ("preprocess", "network", "postprocess"):  # Detector times its own stages
             times[stage].append(getattr(det.times, stage))
@@ -153,11 +171,17 @@ class Pipeline:
             image = image.cpu().numpy()  # the one copy to the host: for display
         return image, out
 
+    def _sync(self) -> None:
+        for stage in (self.detector, self.filter):
+            if stage is not None and hasattr(stage, "_sync"):
+                stage._sync()
+                return
+
     def _render(self, index, image, out, times: dict):
         from . import viz
 
         drawn = image
-        if self.draw:
+        if self.draw and self.detector is not None:
             t = time.perf_counter()
             if self.tracker is not None:
                 if self.trails is None:
@@ -263,7 +287,7 @@ class Pipeline:
                    threading.Thread(target=render, name="pipeline-render", daemon=True)]
         for th in threads:
             th.start()
-        device = getattr(self.detector, "device", None)
+        device = getattr(self.detector if self.detector is not None else self.filter, "device", None)
         on_gpu = device is not None and device.type == "cuda"
         # Inference on its own CUDA stream, so its kernels queue independently of whatever
         # the other threads (uploads, display copies) put on the default stream.

@@ -354,7 +354,8 @@ def _need(value, what: str, kind: str, hint: str):
     return value
 
 
-def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir="build/engines", **kw):
+def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir="build/engines",
+              shapes: dict | None = None, **kw):
     from . import trt  # only here: importing this module must never need TensorRT
 
     why = trt.available()
@@ -362,7 +363,7 @@ def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir=
         raise RuntimeError(f"make_runtime('tensorrt'): {why}.")
     import onnx
 
-    plan, _ = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir)
+    plan, _ = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir, shapes=shapes)
     # Outputs in the ONNX model's order, by name, as every other runtime returns them.
     order = [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
     return trt.TensorRT(plan, output_order=order, **kw)

@@ -60,10 +60,12 @@ class EngineKey:
     compute_capability: str  # "8.7"
     tensorrt: str  # version
     max_batch: int = 1
+    profile: str = ""  # explicit optimization-profile shapes, when the model has more than a dynamic batch
 
     @classmethod
     def for_model(cls, onnx_path, precision: str, max_batch: int = 1, gpu: str | None = None,
-                  compute_capability: str | None = None, tensorrt_version: str | None = None) -> EngineKey:
+                  compute_capability: str | None = None, tensorrt_version: str | None = None,
+                  profile: str = "") -> EngineKey:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; found {precision!r}.")
         if gpu is None or compute_capability is None:
@@ -77,7 +79,8 @@ class EngineKey:
             tensorrt_version = tensorrt.__version__
         from .assets import sha256sum
 
-        return cls(sha256sum(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch))
+        return cls(sha256sum(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch),
+                   profile)
 
     @property
     def digest(self) -> str:
@@ -146,16 +149,30 @@ def _parse_errors(parser) -> str:
     return "; ".join(lines)
 
 
+def profile_text(shapes: dict | None) -> str:
+    """The cache key's text for explicit profile shapes: {input: (min, opt, max)}."""
+    if not shapes:
+        return ""
+    return ";".join(f"{name}:" + "/".join("x".join(str(int(d)) for d in s) for s in shapes[name])
+                    for name in sorted(shapes))
+
+
 def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspace_gb: float = 1.0,
-                 cache_dir="build/engines", timing_cache=None, verbose: bool = False) -> tuple[bytes, dict]:
+                 cache_dir="build/engines", timing_cache=None, verbose: bool = False,
+                 shapes: dict | None = None) -> tuple[bytes, dict]:
     """A serialized engine for ``onnx_path`` (from the cache when valid) and build facts:
-    {"cached", "build_s", "precision", "strongly_typed", "path"}."""
+    {"cached", "build_s", "precision", "strongly_typed", "path"}.
+
+    ``shapes``: {input name: (min, opt, max)} full shapes for an input with dynamic axes beyond
+    the batch, e.g. an image filter's height and width: TensorRT tunes its kernels for ``opt``
+    and accepts anything between ``min`` and ``max``. Default: a batch-only profile,
+    1 .. ``max_batch``."""
     import tensorrt as trt
 
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {onnx_path}. Export it with helpers.export.export_onnx.")
-    key = EngineKey.for_model(onnx_path, precision, max_batch)
+    key = EngineKey.for_model(onnx_path, precision, max_batch, profile=profile_text(shapes))
     cache = EngineCache(cache_dir)
     plan = cache.load(key, onnx_path.stem)
     if plan is not None:
@@ -190,7 +207,13 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         shape = list(tensor.shape)
-        if shape[0] == -1:
+        if shapes and tensor.name in shapes:
+            lo, opt, hi = (tuple(int(d) for d in s) for s in shapes[tensor.name])
+            profile.set_shape(tensor.name, lo, opt, hi)
+        elif -1 in shape[1:]:
+            raise ValueError(f"input {tensor.name!r} has dynamic axes beyond the batch ({shape}); pass "
+                             f"shapes={{{tensor.name!r}: (min_shape, opt_shape, max_shape)}} for its profile.")
+        elif shape[0] == -1:
             lo, opt, hi = ([1] + shape[1:], [max(1, max_batch // 2)] + shape[1:], [max_batch] + shape[1:])
             profile.set_shape(tensor.name, lo, opt, hi)
     config.add_optimization_profile(profile)
@@ -313,7 +336,7 @@ class TensorRT:
         batch = batch.contiguous()
         if not self.context.set_input_shape(name, tuple(batch.shape)):
             raise ValueError(f"TensorRT input {name!r}: shape {tuple(batch.shape)} is outside the engine's "
-                             "optimization profile; rebuild with a larger max_batch.")
+                             "optimization profile; rebuild with a larger max_batch (or wider shapes=).")
         self.context.set_tensor_address(name, batch.data_ptr())
         outs = []
         for out in self.outputs:

@@ -243,3 +243,67 @@ class ThresholdView(traitlets.HasTraits):
         self.observe(lambda _: setattr(label, "value", self.status()), names="threshold")
         self._widget = widgets.VBox([slider, image, label])
         return self._widget
+
+
+class SplitView(traitlets.HasTraits):
+    """Before/after with a draggable split: ``before`` left of the line, ``after`` right of it.
+
+    Both images must have one size (upscale the "before" with bicubic to compare with a
+    super-resolved "after"). ``position`` is the split as a fraction of the width; the slider
+    is linked to it, and ``value`` is the composited picture.
+
+        view = SplitView(bicubic_image, sr_image, ("bicubic", "super-resolution"))
+        display(view.widget())
+    """
+
+    position = traitlets.Float(0.5)
+    value = traitlets.Any(allow_none=True)  # the composited frame, BGR uint8
+
+    def __init__(self, before: np.ndarray, after: np.ndarray, labels=("before", "after"), position: float = 0.5):
+        super().__init__()
+        before, after = np.asarray(before), np.asarray(after)
+        if before.shape != after.shape or before.dtype != np.uint8 or before.ndim != 3:
+            raise ValueError(f"SplitView: expected two BGR uint8 images of one size; found {before.dtype}"
+                             f"{before.shape} and {after.dtype}{after.shape}. Resize the first to match.")
+        self.before, self.after, self.labels = before, after, tuple(labels)
+        self.observe(self._redraw, names="position")
+        self.position = float(position)
+        self._redraw()
+        self._widget = None
+
+    @traitlets.validate("position")
+    def _valid_position(self, proposal):
+        return min(1.0, max(0.0, float(proposal["value"])))
+
+    def _redraw(self, _change=None) -> None:
+        import cv2
+
+        w = self.before.shape[1]
+        x = int(round(self.position * w))
+        out = self.after.copy()
+        out[:, :x] = self.before[:, :x]
+        cv2.line(out, (min(x, w - 1), 0), (min(x, w - 1), out.shape[0] - 1), (255, 255, 255), 2)
+        for text, org in ((self.labels[0], (8, 24)), (self.labels[1], (max(8, w - 8 - 11 * len(self.labels[1])), 24))):
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        self.value = out
+
+    def status(self) -> str:
+        return f"left {self.position:.0%}: {self.labels[0]} | right: {self.labels[1]}"
+
+    def widget(self):
+        import ipywidgets as widgets
+
+        if self._widget is not None:
+            return self._widget
+        slider = widgets.FloatSlider(value=self.position, min=0.0, max=1.0, step=0.01, description="split",
+                                     continuous_update=True, readout_format=".0%")
+        image = widgets.Image(format="jpeg", value=bgr_to_jpeg(self.value, quality=90))
+        label = widgets.Label(value=self.status())
+        self._links = [
+            traitlets.link((slider, "value"), (self, "position")),
+            traitlets.dlink((self, "value"), (image, "value"), transform=lambda v: bgr_to_jpeg(v, quality=90)),
+        ]
+        self.observe(lambda _: setattr(label, "value", self.status()), names="position")
+        self._widget = widgets.VBox([slider, image, label])
+        return self._widget

@@ -1,0 +1,104 @@
+"""Super-resolution filter speed per runtime and output resolution, with drift, side by side.
+
+    python benchmarks/filters.py                  # CPU: eager, channels_last, ORT FP32, ORT INT8
+    python benchmarks/filters.py --compile        # adds torch.compile (CPU Inductor: slow to compile)
+    python benchmarks/filters.py --device cuda    # on a GPU it adds eager/compile/CUDA graphs (and
+                                                  # TensorRT engines when TensorRT is importable)
+
+What is timed is the whole stage a video pipeline pays per frame: a uint8 BGR frame in, the
+upscaled uint8 frame out (helpers.filters.Upscaler: upload, network, download), median of
+interleaved rounds, so every runtime sees the same machine load. Drift is the PSNR of each
+runtime's output against eager FP32's on the same held-out photo crop.
+
+CPU target: at 480p input (x2 to 960p) the best CPU runtime at least 2x faster than eager.
+On CUDA it also runs batch 1 and batch 8 (throughput). Writes benchmarks/results/filters.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from helpers import bench, env, filters  # noqa: E402
+
+
+def frame_of(height: int, width: int) -> np.ndarray:
+    """A held-out photo resized to the input size: real texture, never seen in training."""
+    image = filters.held_out_images(max_side=4096)["astronaut"]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--iters", type=int, default=6)
+    p.add_argument("--compile", action="store_true", help="include torch.compile on the CPU")
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "filters.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    caps = env.probe()
+    results, drift, skipped_all = {}, {}, set()
+    with tempfile.TemporaryDirectory(prefix="evw-filters-") as work:
+        for case, (h, w, scale) in filters.output_sizes().items():
+            model = filters.super_resolution(scale)
+            variants, skipped = filters.make_variants(model, work, caps, compile=args.compile, threads=args.threads)
+            skipped_all.update(skipped)
+            frame = frame_of(h, w)
+            stages = {name: filters.Upscaler(rt, scale=scale) for name, (rt, _) in variants.items()}
+            reference = stages["eager FP32"](frame)
+            drift[case] = {name: round(filters.psnr_drift(reference, up(frame)), 2) for name, up in stages.items()
+                           if name != "eager FP32"}
+            samples = bench.interleaved({name: (lambda up=up: up(frame)) for name, up in stages.items()},
+                                        rounds=args.rounds, iters=args.iters, warmup=2)
+            rows = {}
+            for name, up in stages.items():
+                s = bench.stats(samples[name])
+                rows[name] = {**s, "precision": variants[name][1],
+                              "network_ms": round(float(np.median(up.times.history["network"][-args.iters:])), 3),
+                              "vs_eager": round(bench.stats(samples["eager FP32"])["median_ms"] / s["median_ms"], 2),
+                              "verdict_30fps": filters.realtime(s["median_ms"], 30),
+                              "verdict_15fps": filters.realtime(s["median_ms"], 15)}
+            if caps.has_cuda:
+                for name, up in stages.items():
+                    if "cuda" in name or name.startswith("TensorRT"):
+                        batch = [frame] * 8
+                        up.batch(batch)
+                        ms = float(np.median(bench.time_calls(lambda: up.batch(batch), 5)))
+                        rows[name]["batch8_ms_per_frame"] = round(ms / 8, 3)
+            results[case] = {"input": f"{w}x{h}", "output": f"{w * scale}x{h * scale}", "scale": scale,
+                             "gmac": round(filters.gmacs(model, h, w), 3), "runtimes": rows}
+            for rt, _ in variants.values():
+                rt.close()
+    print(f"\nSuper-resolution stage, ms per frame (uint8 in -> uint8 out), {args.threads} CPU threads")
+    print(f"{'case':<20}{'runtime':<30}{'median':>9}{'p90':>9}{'network':>9}{'vs eager':>9}  drift PSNR")
+    for case, r in results.items():
+        for name, row in r["runtimes"].items():
+            d = drift[case].get(name, "ref")
+            print(f"{case:<20}{name:<30}{row['median_ms']:>9.2f}{row['p90_ms']:>9.2f}{row['network_ms']:>9.2f}"
+                  f"{row['vs_eager']:>8.2f}x  {d}")
+    first = next(iter(results))
+    cpu_rows = {k: v for k, v in results[first]["runtimes"].items() if "cuda" not in k and "TensorRT" not in k}
+    best = min(cpu_rows, key=lambda k: cpu_rows[k]["median_ms"])
+    ratio = cpu_rows[best]["vs_eager"]
+    print(f"best CPU runtime at {first}: {best}, {ratio:.2f}x eager (target >= 2x): {'PASS' if ratio >= 2 else 'MISS'}")
+    for line in sorted(skipped_all):
+        print(line)
+    payload = {"benchmark": "filters", "threads": args.threads, "results": results, "drift_psnr_db": drift,
+               "best_cpu": {"case": first, "runtime": best, "vs_eager": ratio, "target": 2.0},
+               "skipped": sorted(skipped_all)}
+    bench.write_results(args.json, payload)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

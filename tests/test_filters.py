@@ -1,0 +1,166 @@
+"""Super-resolution filter: exact bicubic inside, the committed weights beat bicubic on held-out
+real photos, every runtime runs the same filter, and bad input is refused clearly."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers import assets, filters, pipeline, runtimes, synth, trt
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return filters.fit_to_scale(assets.load_image("photo_chelsea"), 6, "crop")
+
+
+@pytest.mark.parametrize("scale", filters.SCALES)
+def test_bicubic_as_convolution_is_torch_bicubic(scale):
+    x = torch.rand(2, 3, 38, 50, generator=torch.Generator().manual_seed(scale))
+    model = filters.SuperResolution(scale)
+    ref = F.interpolate(x, scale_factor=float(scale), mode="bicubic", align_corners=False)
+    # Border included: replicate padding reads what torch's index clamping reads.
+    assert (model.upscale_bicubic(x) - ref).abs().max() < 1e-5
+
+
+def test_an_untrained_network_is_exactly_bicubic():
+    model = filters.SuperResolution(2).eval()  # the last layer starts at zero
+    x = torch.rand(1, 3, 24, 32)
+    with torch.inference_mode():
+        assert torch.equal(model(x), model.upscale_bicubic(x).clamp(0, 1))
+
+
+def test_held_out_photos_are_not_training_photos():
+    assert not set(filters.HELD_OUT_PHOTOS) & set(filters.TRAIN_PHOTOS)
+    registry = assets.registry()
+    assert all(name in registry for name in filters.HELD_OUT_PHOTOS + filters.TRAIN_PHOTOS)
+
+
+@pytest.mark.parametrize("scale", filters.SCALES)
+def test_committed_weights_beat_bicubic_on_held_out_photos(scale):
+    model = filters.super_resolution(scale)  # checksum-verified through helpers.assets
+    with runtimes.make_runtime("torch", model=model) as rt:
+        rows = filters.quality(filters.Upscaler(rt), filters.held_out_images(), scale)
+    assert len(rows) == len(filters.HELD_OUT_PHOTOS)
+    for r in rows:
+        assert r["psnr_sr"] > r["psnr_bicubic"] + 0.1, r
+        assert r["ssim_sr"] > r["ssim_bicubic"], r
+    assert np.mean([r["psnr_gain"] for r in rows]) > 0.2
+
+
+def test_weights_of_the_wrong_scale_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="x2 network; x3 was asked"):
+        filters.super_resolution(3, weights=assets.resolve("espcn_x2"))
+    bad = tmp_path / "not_a_checkpoint.pt"
+    torch.save({"weights": 1}, bad)
+    with pytest.raises(ValueError, match="not a super-resolution checkpoint"):
+        filters.super_resolution(2, weights=bad)
+
+
+def test_onnx_runtime_runs_the_same_filter_at_any_size(tmp_path, photo):
+    model = filters.super_resolution(2)
+    path = filters.export(model, tmp_path / "sr_x2.onnx")
+    with runtimes.make_runtime("onnxruntime", onnx_path=path) as ort_rt, \
+            runtimes.make_runtime("torch", model=model) as eager:
+        shapes = [i.shape for i in ort_rt.session.get_inputs()]
+        assert isinstance(shapes[0][2], str) and isinstance(shapes[0][3], str), shapes  # dynamic H, W
+        ref_up, ort_up = filters.Upscaler(eager), filters.Upscaler(ort_rt, scale=2)
+        for crop in (photo[:120, :160], photo[:97, :131], photo[:240, :320]):  # odd sizes too
+            a, b = ref_up(crop), ort_up(crop)
+            assert a.shape == b.shape == (2 * crop.shape[0], 2 * crop.shape[1], 3)
+            assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+            assert filters.psnr_drift(a, b) > 60
+
+
+def test_grayscale_frames_stay_grayscale(photo):
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    gray = photo[:64, :96, 1]
+    out2d, out3d = up(gray), up(gray[..., None])
+    assert out2d.shape == (128, 192) and out3d.shape == (128, 192, 1)
+    assert np.array_equal(out2d, out3d[..., 0])
+    # Equal B, G and R in give equal channels out: gray is upscaled as gray, not as colour.
+    colour = up(np.repeat(gray[..., None], 3, axis=2))
+    assert np.array_equal(colour[..., 0], colour[..., 2]) and np.array_equal(colour[..., 0], out2d)
+
+
+def test_odd_sizes_are_padded_or_refused(photo):
+    rt = runtimes.TorchEager(filters.super_resolution(3))
+    odd = photo[:51, :77]
+    assert filters.Upscaler(rt)(odd).shape == (153, 231, 3)
+    with pytest.raises(ValueError, match="odd side.*pad_odd=True"):
+        filters.Upscaler(rt, pad_odd=False)(odd)
+    with pytest.raises(ValueError, match="77x51 image does not divide by the scale factor 3"):
+        filters.downscale(odd, 3)
+    assert filters.fit_to_scale(odd, 3, "crop").shape[:2] == (51, 75)
+    assert filters.fit_to_scale(odd, 3, "pad").shape[:2] == (51, 78)
+
+
+def test_huge_frames_are_refused_with_the_estimate():
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    # A read-only view: the check looks at the shape before a single byte is allocated.
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (40000, 40000, 3))
+    with pytest.raises(MemoryError, match=r"40000x40000 at x2 need about \d+\.\d GiB"):
+        up(huge)
+
+
+@pytest.mark.parametrize("frame, match", [
+    (np.zeros((8, 8, 3), np.float32), "dtype float32; expected uint8"),
+    (np.zeros((8, 8, 4), np.uint8), "shape \\(8, 8, 4\\).*alpha"),
+    (np.zeros((0, 8, 3), np.uint8), "empty"),
+])
+def test_bad_frames_are_refused(frame, match):
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    with pytest.raises(ValueError, match=match):
+        up(frame)
+
+
+def test_batch_refuses_mixed_sizes_and_matches_single_frames(photo):
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    a, b = photo[:64, :64], photo[64:128, 64:128]
+    batched = up.batch([a, b])
+    assert np.array_equal(batched[0], up(a)) and np.array_equal(batched[1], up(b))
+    with pytest.raises(ValueError, match="share one size"):
+        up.batch([a, photo[:32, :32]])
+
+
+def test_filter_is_a_pipeline_stage():
+    scene = synth.Scene(size=(320, 240), seed=3, length=4)
+    written = []
+
+    class Sink:  # a list standing in for a video file: what the pipeline hands over is the point
+        def write(self, image):
+            written.append(image.shape)
+
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    for mode in ("sync", "overlapped"):
+        written.clear()
+        result = pipeline.Pipeline(filter=up, sink=Sink()).run((f.clean for f in scene), mode=mode)
+        assert result.frames == 4 and written == [(480, 640, 3)] * 4
+        assert "filter" in result.p50() and "network" not in result.p50()
+    with pytest.raises(ValueError, match="neither"):
+        pipeline.Pipeline()
+
+
+def test_split_view_composites_and_clamps():
+    from helpers import widgets
+
+    before, after = np.zeros((40, 100, 3), np.uint8), np.full((40, 100, 3), 200, np.uint8)
+    view = widgets.SplitView(before, after, ("bicubic", "ours"), position=0.3)
+    assert view.value[30, 10].max() == 0 and view.value[30, 90].min() == 200
+    view.position = 0.8
+    assert view.value[30, 70].max() == 0
+    view.position = 3.0
+    assert view.position == 1.0
+    with pytest.raises(ValueError, match="one size"):
+        widgets.SplitView(before, after[:, :50])
+
+
+def test_engine_key_includes_the_size_profile(tmp_path):
+    onnx_file = tmp_path / "m.onnx"
+    onnx_file.write_bytes(b"model")
+    shapes = {"frames": ((1, 3, 240, 320), (1, 3, 480, 640), (1, 3, 1080, 1920))}
+    args = dict(gpu="Orin", compute_capability="8.7", tensorrt_version="10.3.0")
+    plain = trt.EngineKey.for_model(onnx_file, "fp32", **args)
+    sized = trt.EngineKey.for_model(onnx_file, "fp32", profile=trt.profile_text(shapes), **args)
+    assert trt.profile_text(shapes) == "frames:1x3x240x320/1x3x480x640/1x3x1080x1920"
+    assert plain.digest != sized.digest
