@@ -10,6 +10,7 @@ failure.
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
@@ -29,6 +30,10 @@ def _missing() -> str | None:
     return None
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _skip_or_fail(reason: str):
     if os.environ.get("EVW_BROWSER_REQUIRED") == "1" and os.environ.get("EVW_BROWSER") == "1":
         pytest.fail(reason + " (EVW_BROWSER_REQUIRED=1)", pytrace=False)
@@ -41,6 +46,9 @@ def lab(tmp_path_factory):
     if reason:
         _skip_or_fail(reason)
     server = LabServer(tmp_path_factory.mktemp("jupyterlab"))
+    # A CI timeout sends SIGTERM: turn it into KeyboardInterrupt so the finally below still
+    # stops the server (it runs in its own session, so nothing else would).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         start = time.monotonic()
         server.start()
@@ -48,6 +56,7 @@ def lab(tmp_path_factory):
         yield server
     finally:
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +91,11 @@ def page(browser, lab, request):
             print("browser console errors:", *console[-20:], sep="\n  ")
         context.close()
         # Each test's kernel goes with it: a live viewer left running would slow the next test.
-        for kernel in lab.api("kernels"):
-            lab.api(f"kernels/{kernel['id']}", method="DELETE")
+        try:
+            for kernel in lab.api("kernels"):
+                lab.api(f"kernels/{kernel['id']}", method="DELETE")
+        except OSError as exc:  # the server is gone; the lab fixture reports why
+            print(f"\ncould not shut the kernels down: {exc}")
 
 
 @pytest.hookimpl(hookwrapper=True)
