@@ -267,19 +267,33 @@ DRIFT_TOLERANCES = {
 }
 
 
+CONFIDENT_PROB = 0.5
+
+
 def classification_drift(reference_logits, logits, precision: str = "fp32") -> dict:
     """Logit differences and top-1/top-5 agreement of ``logits`` against ``reference_logits``
-    (both N x classes), judged against DRIFT_TOLERANCES[precision]."""
+    (both N x classes), judged against DRIFT_TOLERANCES[precision].
+
+    ``top1`` (judged) is over every item. ``top1_confident`` (reported, not judged) is over the
+    ``n_confident`` items where the reference's own top-1 softmax probability is at least
+    CONFIDENT_PROB (None when there are none): a flip there means the model changed its mind,
+    a flip elsewhere can be a near tie between two classes. Both are shown so a FAIL on
+    uncertain images is not mistaken for a broken model, nor hidden."""
     ref, out = np.asarray(reference_logits, np.float64), np.asarray(logits, np.float64)
     if ref.shape != out.shape or ref.ndim != 2:
         raise ValueError(f"classification_drift: expected two N x classes arrays of one shape; found "
                          f"{ref.shape} and {out.shape}.")
     diff = np.abs(ref - out)
     ref_top1 = ref.argmax(1)
+    same = out.argmax(1) == ref_top1
     top5 = np.argsort(-out, axis=1)[:, :5]
+    shifted = np.exp(ref - ref.max(1, keepdims=True))
+    confident = shifted.max(1) / shifted.sum(1) >= CONFIDENT_PROB
     figures = {"max_abs_logit": float(diff.max()), "mean_abs_logit": float(diff.mean()),
-               "top1": float((out.argmax(1) == ref_top1).mean()),
-               "top5": float((top5 == ref_top1[:, None]).any(1).mean()), "n": int(len(ref))}
+               "top1": float(same.mean()),
+               "top5": float((top5 == ref_top1[:, None]).any(1).mean()), "n": int(len(ref)),
+               "top1_confident": float(same[confident].mean()) if confident.any() else None,
+               "n_confident": int(confident.sum())}
     return _judge(figures, precision)
 
 

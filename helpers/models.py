@@ -54,6 +54,47 @@ def classify(model: torch.nn.Module, image_bgr, top: int = 5) -> list[tuple[int,
     return [(int(i), labels[int(i)], float(v)) for v, i in zip(values, indices)]
 
 
+# The bundled photos: the whole images are where classification drift is judged.
+PHOTOS = ("photo_chelsea", "photo_astronaut", "photo_coffee", "photo_rocket",
+          "texture_brick", "texture_grass", "texture_gravel")
+
+
+def photo_crops(photos: list, count: int, seed: int) -> list:
+    """Random crops (40-100% of each side) of BGR photos, half of them mirrored."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    crops = []
+    for _ in range(count):
+        photo = photos[rng.integers(len(photos))]
+        h, w = photo.shape[:2]
+        scale = rng.uniform(0.4, 1.0)
+        ch, cw = int(h * scale), int(w * scale)
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = photo[y:y + ch, x:x + cw]
+        crops.append(crop[:, ::-1] if rng.random() < 0.5 else crop)
+    return crops
+
+
+def scene_frames(count: int, seed: int) -> list:
+    """Noisy synthetic street frames (640x480), every 5th frame of one scene."""
+    from .synth import Scene
+
+    scene = Scene(size=(640, 480), length=count * 5, seed=seed)
+    return [scene.frame(i).noisy for i in range(0, count * 5, 5)]
+
+
+def imagenet_calibration(synthetic: int = 24, crops: int = 24, seed: int = 1) -> list[torch.Tensor]:
+    """INT8 calibration batches for MobileNetV2: ``synthetic`` street frames and ``crops``
+    random crops/flips of the bundled photos, each a preprocessed 1x3x224x224 batch.
+
+    Evaluate on other images: the whole photos, and frames and crops of other seeds (the
+    drift report and ``benchmarks/classify.py`` use seed 2 and up)."""
+    photos = [assets.load_image(name) for name in PHOTOS]
+    return ([imagenet_batch(f) for f in scene_frames(synthetic, seed)]
+            + [imagenet_batch(c) for c in photo_crops(photos, crops, seed)])
+
+
 # ---------------------------------------------------------------- detectors
 #
 # Both detectors are torchvision ``SSD`` objects with an SSDLite head, so they share one

@@ -53,7 +53,8 @@ def int8_path(fp32_path, onnx_dir, offline):
     frames = [assets.load_image(n) for n in names]
     scene = Scene(size=(640, 480), length=20, seed=5)
     frames += [scene.frame(i).noisy for i in range(0, 20, 4)]
-    return export.quantize_int8(fp32_path, onnx_dir / "mobilenet_v2_int8.onnx", [models.imagenet_batch(f) for f in frames])
+    return export.quantize_int8(fp32_path, onnx_dir / "mobilenet_v2_int8.onnx", [models.imagenet_batch(f) for f in frames],
+                                **export.MOBILENET_V2_INT8)
 
 
 @pytest.fixture(scope="module")
