@@ -32,8 +32,10 @@ def test_run_all_then_the_viewer_moves_and_stop_halts_it(page, lab):
     assert fps > 1.0, f"the viewer reported {fps} fps during Run All"
 
     # Run the viewer's cell again (Run > Run Selected Cell and Do not Advance): a fresh, live viewer.
+    old = viewer.locator("img.widget-image").element_handle()
     jlab.select_cell(page, index)
     jlab.menu(page, "Run", "Run Selected Cell and Do not Advance")
+    page.wait_for_function("el => !el.isConnected", arg=old, timeout=60_000)  # the old output is replaced
     viewer = jlab.output(page, index).locator(".widget-vbox").first
     image, label = viewer.locator("img.widget-image"), viewer.locator(".widget-html")
     stop = viewer.locator("button", has_text="Stop")
