@@ -134,8 +134,17 @@ class SuperResolution(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folded = self._fold(x)
-        phases = F.conv2d(folded, self.bicubic, groups=3) + self.body(folded - 0.5).repeat(1, 3, 1, 1)
-        return F.pixel_shuffle(phases, 2 * self.scale).clamp(0.0, 1.0)
+        first, _, second, _, last = self.body
+        # The same function as body(folded - 0.5).repeat(1, 3, 1, 1), written so that exported
+        # graphs carry no full-size Sub or Tile: centring the input is folded into the first
+        # bias, and the last layer's weights (not its output) are repeated for B, G and R;
+        # both are constants that ONNX Runtime and TensorRT fold away at load time.
+        b1 = first.bias - 0.5 * first.weight.sum(dim=(1, 2, 3))
+        h = F.relu(F.conv2d(folded, first.weight, b1))
+        h = F.relu(second(h))
+        residual = F.conv2d(h, last.weight.repeat(3, 1, 1, 1), last.bias.repeat(3), padding=1)
+        phases = (F.conv2d(folded, self.bicubic, groups=3) + residual).clamp(0.0, 1.0)
+        return F.pixel_shuffle(phases, 2 * self.scale)
 
     def macs(self, height: int, width: int) -> int:
         f, p = self.features, (2 * self.scale) ** 2

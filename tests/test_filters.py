@@ -45,7 +45,7 @@ def test_committed_weights_beat_bicubic_on_held_out_photos(scale):
     for r in rows:
         assert r["psnr_sr"] > r["psnr_bicubic"] + 0.1, r
         assert r["ssim_sr"] > r["ssim_bicubic"], r
-    assert np.mean([r["psnr_gain"] for r in rows]) > 0.2
+    assert np.mean([r["psnr_gain"] for r in rows]) > 0.3  # measured: x2 +0.70 dB, x3 +0.43 dB
 
 
 def test_weights_of_the_wrong_scale_are_refused(tmp_path):
