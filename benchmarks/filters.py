@@ -64,7 +64,7 @@ def main(argv=None) -> dict:
             for name, up in stages.items():
                 s = bench.stats(samples[name])
                 rows[name] = {**s, "precision": variants[name][1],
-                              "network_ms": round(float(np.median(up.times.history["network"][-args.iters:])), 3),
+                              "network_ms": round(float(np.median(list(up.times.history["network"])[-args.iters:])), 3),
                               "vs_eager": round(bench.stats(samples["eager FP32"])["median_ms"] / s["median_ms"], 2),
                               "verdict_30fps": filters.realtime(s["median_ms"], 30),
                               "verdict_15fps": filters.realtime(s["median_ms"], 15)}

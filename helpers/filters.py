@@ -5,16 +5,19 @@
     big = up(frame_bgr)                                     # HxWx3 uint8 in, 2Hx2Wx3 uint8 out
 
 **The network** (:class:`SuperResolution`) is ESPCN-class (Shi et al., 2016): a few convolutions
-at the *low* resolution, then a pixel shuffle (depth-to-space) that turns ``scale**2`` channels
-into a ``scale``-times larger picture. Two choices keep it small enough for a CPU:
+at the *low* resolution, then a pixel shuffle (depth-to-space) that turns ``(2*scale)**2``
+channels into a ``scale``-times larger picture. Three choices keep it small enough for a CPU:
 
 - It learns only a **luma residual** on top of bicubic upscaling. Bicubic does most of the work
   (and all of the colour); the network adds back edges and texture. Adding the same amount to
   B, G and R changes only luma, because the luma weights sum to 1 and the chroma weights to 0,
-  so one output channel is enough. Zero-initialised, the network starts exactly at bicubic.
-- Input and output are whole BGR float images (N x 3 x H x W in 0..1), so colour conversion,
-  bicubic and the residual are all inside the exported graph: every runtime (eager, compile,
-  ONNX Runtime, TensorRT) runs the same complete filter, and drift is measured on whole images.
+  so one residual per output pixel is enough. Zero-initialised, the network starts at bicubic.
+- Everything runs on the picture **folded 2x2** into 12 channels: a quarter of the pixels, with
+  channel counts that convolution kernels use efficiently. Even bicubic is one fixed
+  convolution there (:func:`bicubic_kernels`), exactly torch's bicubic.
+- Input and output are whole BGR float images (N x 3 x H x W in 0..1), so bicubic and the
+  residual are both inside the exported graph: every runtime (eager, compile, ONNX Runtime,
+  TensorRT) runs the same complete filter, and drift is measured on whole images.
 
 **The stage** (:class:`Upscaler`) turns uint8 frames into the runtime's batch and back, on the
 runtime's device (the upload is pinned and non-blocking on CUDA), with grayscale handled
@@ -23,6 +26,7 @@ explicitly and a memory estimate that refuses frames too large for the machine.
 
 from __future__ import annotations
 
+import collections
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -248,7 +252,9 @@ class StageTimes:
     preprocess: float = 0.0
     network: float = 0.0
     postprocess: float = 0.0
-    history: dict = field(default_factory=lambda: {"preprocess": [], "network": [], "postprocess": []})
+    # The last 1000 frames per stage: a long video must not grow memory without bound.
+    history: dict = field(default_factory=lambda: {k: collections.deque(maxlen=1000)
+                                                   for k in ("preprocess", "network", "postprocess")})
 
 
 class Upscaler:
