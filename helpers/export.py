@@ -58,11 +58,14 @@ def load_checked(path: str | os.PathLike):
 
 def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.PathLike,
                 dynamic_batch: bool = True, opset: int | None = None,
-                input_name: str = "images", output_names: list[str] | None = None) -> Path:
+                input_name: str = "images", output_names: list[str] | None = None,
+                dynamic_hw: bool = False) -> Path:
     """Export ``model`` (one NCHW input) to a single-file ONNX model at ``path``; return the path.
 
     ``dynamic_batch`` makes axis 0 a named dimension ``batch`` so one file serves batch 1 for
-    latency and bigger batches for throughput. ``opset=None`` takes the exporter's default.
+    latency and bigger batches for throughput. ``dynamic_hw`` also frees axes 2 and 3
+    (``height``, ``width``), for image-to-image filters that take any frame size.
+    ``opset=None`` takes the exporter's default.
     """
     import onnx
 
@@ -77,7 +80,11 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: str | os.Pa
     path = Path(path)
     # The tuple form of dynamic_shapes matches the positional example, so this works whatever
     # the model's forward() calls its argument.
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1)},) if dynamic_batch else None
+    axes = {0: torch.export.Dim("batch", min=1)} if dynamic_batch else {}
+    if dynamic_hw:
+        # min=2: torch.export specialises sizes 0 and 1, so a free axis starts at 2.
+        axes.update({2: torch.export.Dim("height", min=2), 3: torch.export.Dim("width", min=2)})
+    dynamic_shapes = (axes,) if axes else None
     with atomic_path(path) as tmp:
         # The exporter narrates each stage on stdout; the notebook shows the summary instead.
         chatter = io.StringIO()
@@ -339,7 +346,12 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         prepared = Path(work) / "prepared.onnx"
         # Symbolic shape inference + ORT's basic fusions (e.g. BatchNorm into Conv) first,
         # so each Conv gets one QDQ pair instead of quantizing intermediate tensors.
-        quant_pre_process(str(fp32_path), str(prepared))
+        # ORT's symbolic shape inference cannot follow free height/width through Pad and
+        # SpaceToDepth (an image filter's input); it fails and drops a temp file in the cwd.
+        # ONNX's own shape inference still runs for such models.
+        image_input = next(v for v in fp32.graph.input if v.name == input_names[0])
+        free_hw = any(d.dim_param for d in image_input.type.tensor_type.shape.dim[1:])
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=free_hw)
         convs = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Conv"]
         excluded = convs[:float_first_convs]
         with warnings.catch_warnings():
