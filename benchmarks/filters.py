@@ -2,13 +2,16 @@
 
     python benchmarks/filters.py                  # CPU: eager, channels_last, ORT FP32, ORT INT8
     python benchmarks/filters.py --compile        # adds torch.compile (CPU Inductor: slow to compile)
-    python benchmarks/filters.py --device cuda    # on a GPU it adds eager/compile/CUDA graphs (and
-                                                  # TensorRT engines when TensorRT is importable)
+On a machine with a CUDA device the same command adds eager FP32/FP16, compile and CUDA graphs
+on the GPU, batch 8, and TensorRT engines when TensorRT is importable (env.probe decides).
 
 What is timed is the whole stage a video pipeline pays per frame: a uint8 BGR frame in, the
 upscaled uint8 frame out (helpers.filters.Upscaler: upload, network, download), median of
-interleaved rounds, so every runtime sees the same machine load. Drift is the PSNR of each
-runtime's output against eager FP32's on the same held-out photo crop.
+interleaved rounds, so every runtime sees the same machine load. The timing frame is a
+held-out photo resized to the input size (content does not change the cost). Drift is judged
+on the held-out photos at their own size, shrunk by the scale factor: the PSNR of each
+runtime's output against eager FP32's, and the share of FP32's gain over bicubic it keeps
+(helpers.filters.judge_drift).
 
 CPU target: at 480p input (x2 to 960p) the best CPU runtime at least 2x faster than eager.
 On CUDA it also runs batch 1 and batch 8 (throughput). Writes benchmarks/results/filters.json.
@@ -37,6 +40,19 @@ def frame_of(height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def judge(stages: dict, variants: dict, scale: int) -> dict:
+    """Per runtime: PSNR against eager FP32 on the held-out astronaut (shrunk by ``scale``),
+    the mean gain over bicubic on all held-out photos, and the PASS/FAIL verdict."""
+    photos = {k: filters.fit_to_scale(v, scale, "crop") for k, v in filters.held_out_images().items()}
+    low = filters.downscale(photos["astronaut"], scale)
+    reference = stages["eager FP32"](low)
+    gains = {name: float(np.mean([r["psnr_gain"] for r in filters.quality(up, photos, scale)]))
+             for name, up in stages.items()}
+    return {name: {**filters.judge_drift(filters.psnr_drift(reference, up(low)), variants[name][1], gains[name],
+                                         gains["eager FP32"]), "gain_db": round(gains[name], 3)}
+            for name, up in stages.items()}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
@@ -47,7 +63,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     caps = env.probe()
-    results, drift, skipped_all = {}, {}, set()
+    results, drift, skipped_all, judged = {}, {}, set(), {}
     with tempfile.TemporaryDirectory(prefix="evw-filters-") as work:
         for case, (h, w, scale) in filters.output_sizes().items():
             model = filters.super_resolution(scale)
@@ -55,9 +71,9 @@ def main(argv=None) -> dict:
             skipped_all.update(skipped)
             frame = frame_of(h, w)
             stages = {name: filters.Upscaler(rt, scale=scale) for name, (rt, _) in variants.items()}
-            reference = stages["eager FP32"](frame)
-            drift[case] = {name: round(filters.psnr_drift(reference, up(frame)), 2) for name, up in stages.items()
-                           if name != "eager FP32"}
+            if scale not in judged:
+                judged[scale] = judge(stages, variants, scale)
+            drift[case] = {name: round(judged[scale][name]["psnr_db"], 2) for name in stages if name != "eager FP32"}
             samples = bench.interleaved({name: (lambda up=up: up(frame)) for name, up in stages.items()},
                                         rounds=args.rounds, iters=args.iters, warmup=2)
             rows = {}
@@ -93,7 +109,13 @@ def main(argv=None) -> dict:
     print(f"best CPU runtime at {first}: {best}, {ratio:.2f}x eager (target >= 2x): {'PASS' if ratio >= 2 else 'MISS'}")
     for line in sorted(skipped_all):
         print(line)
+    print("drift on the held-out photos (PSNR vs eager FP32 / gain over bicubic kept):")
+    for scale, rows in judged.items():
+        for name, d in rows.items():
+            kept = f"{d['gain_kept']:.0%}" if "gain_kept" in d else "n/a"
+            print(f"  x{scale} {name:<30}{d['psnr_db']:>8.1f} dB  gain {d['gain_db']:+.2f} dB ({kept})  {d['verdict']}")
     payload = {"benchmark": "filters", "threads": args.threads, "results": results, "drift_psnr_db": drift,
+               "drift_judged": {f"x{s}": rows for s, rows in judged.items()},
                "best_cpu": {"case": first, "runtime": best, "vs_eager": ratio, "target": 2.0},
                "skipped": sorted(skipped_all)}
     bench.write_results(args.json, payload)

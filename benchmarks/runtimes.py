@@ -83,7 +83,10 @@ def main(argv=None) -> dict:
             if trt.available():
                 unavailable["tensorrt"] = f"unavailable: {trt.available()}"
             else:
-                for prec, path in (("fp32", fp32), ("fp16", fp32), ("int8", int8)):
+                # TensorRT takes symmetric signed INT8 only: its own QDQ file.
+                int8_trt = export.quantize_int8(fp32, MODELS / f"{name}_bench_int8_qdq_tensorrt.onnx", calib,
+                                                **export.MOBILENET_V2_INT8, target="tensorrt")
+                for prec, path in (("fp32", fp32), ("fp16", fp32), ("int8", int8_trt)):
                     try:
                         variants[f"tensorrt {prec}"] = runtimes.make_runtime("tensorrt", onnx_path=path, precision=prec,
                                                                              max_batch=8)

@@ -259,8 +259,14 @@ def _float_outputs(model) -> int:
 def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
                   calibration_frames: Iterable, per_channel: bool = True,
                   reduce_range: bool | None = None, calibrate_method: str = "minmax",
-                  float_first_convs: int = 0, float_outputs: bool = True) -> Path:
+                  float_first_convs: int = 0, float_outputs: bool = True,
+                  target: str = "onnxruntime") -> Path:
     """Static INT8 quantization (QDQ format) of an FP32 ONNX model with ONNX Runtime.
+
+    ``target``: who runs the QDQ model. "onnxruntime": the fastest recipe for this CPU's
+    kernels (:func:`int8_recipe`, usually uint8 activations with a zero point). "tensorrt":
+    TensorRT's explicit quantization takes *symmetric signed* INT8 only (zero point 0, for
+    activations and weights); an ONNX Runtime file would fail to parse there.
 
     ``calibration_frames``: preprocessed float32 NCHW batches (tensors or arrays), the same
     preprocessing as at inference. They set each activation's range, so they should look like
@@ -337,7 +343,15 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     if not isinstance(float_first_convs, int) or float_first_convs < 0:
         raise ValueError(f"float_first_convs must be an int >= 0; found {float_first_convs!r}.")
     method, extra_options = methods[calibrate_method]
+    if target not in ("onnxruntime", "tensorrt"):
+        raise ValueError(f"target must be 'onnxruntime' or 'tensorrt'; found {target!r}.")
     recipe = int8_recipe()
+    if target == "tensorrt":
+        from onnxruntime.quantization import QuantType
+
+        recipe = {"activation_type": QuantType.QInt8, "weight_type": QuantType.QInt8, "reduce_range": False,
+                  "why": "TensorRT: symmetric signed INT8 activations and weights (zero point 0)"}
+        extra_options = {**extra_options, "ActivationSymmetric": True, "WeightSymmetric": True}
     if reduce_range is not None:
         recipe["reduce_range"] = reduce_range
         recipe["why"] += f" (reduce_range={reduce_range} set by the caller)"

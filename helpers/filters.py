@@ -139,16 +139,16 @@ class SuperResolution(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         folded = self._fold(x)
         first, _, second, _, last = self.body
-        # The same function as body(folded - 0.5).repeat(1, 3, 1, 1), written so that exported
-        # graphs carry no full-size Sub or Tile: centring the input is folded into the first
-        # bias, and the last layer's weights (not its output) are repeated for B, G and R;
-        # both are constants that ONNX Runtime and TensorRT fold away at load time.
+        # The same function as body(folded - 0.5).repeat(1, 3, 1, 1) added to the bicubic
+        # phases, written so that exported graphs carry no full-size Sub or Tile: centring the
+        # input is folded into the first bias (a constant the runtimes fold at load time), and
+        # the one luma residual is broadcast over B, G and R by the add itself.
         b1 = first.bias - 0.5 * first.weight.sum(dim=(1, 2, 3))
-        h = F.relu(F.conv2d(folded, first.weight, b1))
-        h = F.relu(second(h))
-        residual = F.conv2d(h, last.weight.repeat(3, 1, 1, 1), last.bias.repeat(3), padding=1)
-        phases = (F.conv2d(folded, self.bicubic, groups=3) + residual).clamp(0.0, 1.0)
-        return F.pixel_shuffle(phases, 2 * self.scale)
+        h = F.relu(second(F.relu(F.conv2d(folded, first.weight, b1))))
+        residual = last(h)  # N x p x h x w, p = (2*scale)**2 luma phases
+        n, p, hh, ww = residual.shape
+        phases = F.conv2d(folded, self.bicubic, groups=3).view(n, 3, p, hh, ww) + residual.unsqueeze(1)
+        return F.pixel_shuffle(phases.clamp(0.0, 1.0).view(n, 3 * p, hh, ww), 2 * self.scale)
 
     def macs(self, height: int, width: int) -> int:
         f, p = self.features, (2 * self.scale) ** 2
@@ -231,19 +231,21 @@ def bicubic(image: np.ndarray, scale: int) -> np.ndarray:
 def _available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
+        # Memory torch has cached but not handed out is free for the next frame too.
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
     import psutil
 
     return int(psutil.virtual_memory().available)
 
 
 def memory_estimate(model: SuperResolution, batch: int, height: int, width: int) -> int:
-    """Bytes a forward pass needs at its peak, about: the float input and its folded copy, two
-    hidden feature maps alive together (at a quarter of the pixels), the bicubic phases and
-    picture, the residual, and the uint8 result."""
+    """Bytes a forward pass needs at its peak, about, in float32: the input and its padded,
+    folded copy; two hidden feature maps alive together (at a quarter of the pixels); the
+    bicubic phases, the luma residual, their sum, the clamped sum and the shuffled picture;
+    plus the uint8 result."""
     s = model.scale
     low = height * width
-    floats = batch * (2 * 3 * low + 2 * model.features * low // 4 + 2 * 3 * s * s * low + s * s * low)
+    floats = batch * (2 * 3 * low + 2 * model.features * low // 4 + (4 * 3 + 1) * s * s * low)
     return int(4 * floats + batch * 3 * s * s * low)
 
 
@@ -334,7 +336,9 @@ class Upscaler:
         is_tensor = isinstance(frames[0], torch.Tensor)
         t0 = time.perf_counter()
         x = torch.stack([self._to_tensor(f, g) for f, g in zip(frames, grays)])
-        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0)
+        # contiguous(): a true NCHW batch, whatever the runtime (the permuted view would hand
+        # eager PyTorch channels_last strides and blur the NCHW/channels_last comparison).
+        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0).contiguous()
         h, w = x.shape[2:]
         if h % 2 or w % 2:  # checked above: pad_odd is on
             x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
@@ -349,10 +353,11 @@ class Upscaler:
         for i, g in enumerate(grays):
             r = out[i]
             if g:  # gray in, gray out: the three equal channels collapse back to one
-                r = r[..., 0]
-                if frames[i].ndim == 3:
-                    r = r[..., None]
-            results.append(r.contiguous() if is_tensor else r.cpu().numpy())  # the one copy to the host
+                r = r[..., :1] if frames[i].ndim == 3 else r[..., 0]
+            # A dense HWC frame of its own (OpenCV draws only on contiguous arrays); on CUDA
+            # .cpu() is the one copy to the host, on the CPU contiguous() makes the copy.
+            r = r.contiguous()
+            results.append(r if is_tensor else r.cpu().numpy())
         t3 = time.perf_counter()
         for name, value in (("preprocess", t1 - t0), ("network", t2 - t1), ("postprocess", t3 - t2)):
             setattr(self.times, name, 1e3 * value)
@@ -433,7 +438,7 @@ def psnr_drift(reference: np.ndarray, output: np.ndarray) -> float:
 # outputs differ by one level at a few pixels (well above 50 dB). FP16 keeps ~3 decimal digits.
 # INT8 really changes values; what matters is that the filter still beats bicubic, so it must
 # keep at least half of the gain (a 30 dB-class drift would erase a 0.3 dB gain completely).
-DRIFT_TOLERANCES = {"fp32": {"psnr_db": 50.0, "gain_kept": 0.9},
+PSNR_DRIFT_TOLERANCES = {"fp32": {"psnr_db": 50.0, "gain_kept": 0.9},
                     "fp16": {"psnr_db": 40.0, "gain_kept": 0.75},
                     "int8": {"psnr_db": 32.0, "gain_kept": 0.5}}
 
@@ -442,9 +447,9 @@ def judge_drift(psnr_db: float, precision: str, gain_db: float | None = None,
                 reference_gain_db: float | None = None) -> dict:
     """PASS/FAIL for one runtime: PSNR against FP32's output and the share of FP32's PSNR gain
     over bicubic (on held-out photos) that this runtime keeps."""
-    if precision not in DRIFT_TOLERANCES:
-        raise ValueError(f"precision must be one of {sorted(DRIFT_TOLERANCES)}; found {precision!r}.")
-    tol = DRIFT_TOLERANCES[precision]
+    if precision not in PSNR_DRIFT_TOLERANCES:
+        raise ValueError(f"precision must be one of {sorted(PSNR_DRIFT_TOLERANCES)}; found {precision!r}.")
+    tol = PSNR_DRIFT_TOLERANCES[precision]
     out = {"precision": precision, "psnr_db": psnr_db, "checks": {"psnr_db": bool(psnr_db >= tol["psnr_db"])}}
     # A share of a gain is only meaningful when there is a gain to share.
     if gain_db is not None and reference_gain_db is not None and reference_gain_db > 0.05:
@@ -483,14 +488,21 @@ def calibration_frames(count: int = 16, size=(240, 320), seed: int = 0) -> list[
 
 
 def weights_digest(model: nn.Module) -> str:
-    """A short sha256 of the model's weights (what an exported file depends on)."""
+    """A short sha256 of what an exported file depends on: the weights and the network's code
+    (a changed forward must never pick up an old export), and the torch version (exporter)."""
     import hashlib
+    import inspect
 
-    h = hashlib.sha256()
+    h = hashlib.sha256(inspect.getsource(type(model)).encode() + torch.__version__.encode())
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:12]
+
+
+# TensorRT's optimization profile for the filter: any frame from 16x16 to 1080p, batches up to
+# 8, tuned for one 480p frame. Held-out photos shrunk by 3 are ~150 px a side, hence the low min.
+TRT_SHAPES = {"frames": ((1, 3, 16, 16), (1, 3, 480, 640), (8, 3, 1080, 1920))}
 
 
 def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = False, int8: bool = True,
@@ -538,10 +550,13 @@ def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = Fa
     if why:
         skipped.append(f"TensorRT engines: skipped - {why}")
     else:
-        shapes = trt_shapes or {"frames": ((1, 3, 240, 320), (1, 3, 480, 640), (1, 3, 1080, 1920))}
+        shapes = trt_shapes or TRT_SHAPES
         sources = {"fp32": onnx32, "fp16": onnx32}
         if int8:
-            sources["int8"] = workdir / f"{tag}_int8_qdq.onnx"
+            # TensorRT takes symmetric signed INT8 only: its own QDQ file, not ONNX Runtime's.
+            sources["int8"] = workdir / f"{tag}_int8_qdq_tensorrt.onnx"
+            if not sources["int8"].is_file():
+                ex.quantize_int8(onnx32, sources["int8"], calibration_frames(), target="tensorrt")
         for precision, path in sources.items():
             try:
                 rt = runtimes.make_runtime("tensorrt", onnx_path=path, precision=precision, shapes=shapes,
@@ -572,5 +587,5 @@ def gmacs(model: SuperResolution, height: int, width: int) -> float:
 
 __all__ = ["SuperResolution", "Upscaler", "super_resolution", "fit_to_scale", "downscale", "bicubic",
            "quality", "held_out_images", "psnr_drift", "export", "realtime", "memory_estimate",
-           "calibration_frames", "make_variants", "DRIFT_TOLERANCES", "judge_drift",
+           "calibration_frames", "make_variants", "PSNR_DRIFT_TOLERANCES", "judge_drift",
            "output_sizes", "gmacs"]

@@ -172,10 +172,10 @@ class Pipeline:
         return image, out
 
     def _sync(self) -> None:
+        # Both stages: a filter and a detector may live on different devices.
         for stage in (self.detector, self.filter):
             if stage is not None and hasattr(stage, "_sync"):
                 stage._sync()
-                return
 
     def _render(self, index, image, out, times: dict):
         from . import viz

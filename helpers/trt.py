@@ -149,6 +149,34 @@ def _parse_errors(parser) -> str:
     return "; ".join(lines)
 
 
+def check_qdq(onnx_path) -> None:
+    """Refuse a QDQ model that TensorRT cannot take: its explicit quantization is symmetric
+    signed INT8 only, so every QuantizeLinear's zero point must be int8 and 0. ONNX Runtime's
+    CPU recipe (uint8 activations with zero points) would fail deep inside the parser."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    consts = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    consts[node.output[0]] = attr.t
+    bad = []
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and len(node.input) > 2 and node.input[2] in consts:
+            zp = numpy_helper.to_array(consts[node.input[2]])
+            if zp.dtype != np.int8 or np.any(zp != 0):
+                bad.append(f"{node.name or node.output[0]} ({zp.dtype}, zero point {zp.ravel()[:1].tolist()})")
+    if bad:
+        raise ValueError(f"{Path(onnx_path).name} is quantized for ONNX Runtime, not TensorRT: {len(bad)} "
+                         f"QuantizeLinear node(s) have a non-symmetric or unsigned zero point, e.g. {bad[0]}. "
+                         "TensorRT takes symmetric signed INT8 only: quantize with "
+                         "helpers.export.quantize_int8(..., target='tensorrt').")
+
+
 def profile_text(shapes: dict | None) -> str:
     """The cache key's text for explicit profile shapes: {input: (min, opt, max)}."""
     if not shapes:
@@ -172,6 +200,8 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {onnx_path}. Export it with helpers.export.export_onnx.")
+    if precision == "int8":
+        check_qdq(onnx_path)
     key = EngineKey.for_model(onnx_path, precision, max_batch, profile=profile_text(shapes))
     cache = EngineCache(cache_dir)
     plan = cache.load(key, onnx_path.stem)

@@ -283,9 +283,14 @@ class SplitView(traitlets.HasTraits):
         out = self.after.copy()
         out[:, :x] = self.before[:, :x]
         cv2.line(out, (min(x, w - 1), 0), (min(x, w - 1), out.shape[0] - 1), (255, 255, 255), 2)
-        for text, org in ((self.labels[0], (8, 24)), (self.labels[1], (max(8, w - 8 - 11 * len(self.labels[1])), 24))):
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1, cv2.LINE_AA)
+        font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.6
+        right = cv2.getTextSize(self.labels[1], font, size, 1)[0][0]
+        for text, (tx, ty) in ((self.labels[0], (8, 24)), (self.labels[1], (max(8, w - 8 - right), 24))):
+            # A dark outline (the text shifted by a pixel each way) keeps it readable anywhere;
+            # a thicker stroke would widen every letter's advance and drift off the white text.
+            for dx, dy in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
+                cv2.putText(out, text, (tx + dx, ty + dy), font, size, (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(out, text, (tx, ty), font, size, (255, 255, 255), 1, cv2.LINE_AA)
         self.value = out
 
     def status(self) -> str:

@@ -164,3 +164,47 @@ def test_engine_key_includes_the_size_profile(tmp_path):
     sized = trt.EngineKey.for_model(onnx_file, "fp32", profile=trt.profile_text(shapes), **args)
     assert trt.profile_text(shapes) == "frames:1x3x240x320/1x3x480x640/1x3x1080x1920"
     assert plain.digest != sized.digest
+
+
+def test_drift_verdicts_follow_the_tolerances():
+    ok = filters.judge_drift(55.0, "fp32", gain_db=0.70, reference_gain_db=0.70)
+    assert ok["verdict"] == "PASS" and ok["gain_kept"] == pytest.approx(1.0)
+    assert filters.judge_drift(45.0, "fp32")["verdict"] == "FAIL"  # FP32 must only reorder sums
+    # INT8 close to FP32's picture but with most of the gain lost is still a FAIL.
+    lost = filters.judge_drift(40.0, "int8", gain_db=0.2, reference_gain_db=0.7)
+    assert lost["checks"] == {"psnr_db": True, "gain_kept": False} and lost["verdict"] == "FAIL"
+    # Without a gain to share (an untrained network) only the PSNR is judged.
+    assert "gain_kept" not in filters.judge_drift(60.0, "int8", gain_db=0.0, reference_gain_db=0.01)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        filters.judge_drift(60.0, "int4")
+
+
+def test_realtime_verdict_names_the_budget():
+    assert filters.realtime(20.0, 30) == "real-time at 30 fps with 40% headroom"
+    assert filters.realtime(40.0, 30) == "not real-time at 30 fps: 6.7 ms over the 33.3 ms budget"
+
+
+def test_output_frames_are_dense_and_drawable(photo):
+    import cv2
+
+    up = filters.Upscaler(runtimes.TorchEager(filters.super_resolution(2)))
+    out, gray = up(photo[:40, :60]), up(photo[:40, :60, 0])
+    assert out.flags["C_CONTIGUOUS"] and gray.flags["C_CONTIGUOUS"]
+    cv2.rectangle(out, (2, 2), (20, 20), (0, 0, 255), 2)  # OpenCV refuses strided views
+
+
+def test_tensorrt_int8_needs_symmetric_signed_qdq(tmp_path):
+    from helpers import export
+
+    onnx32 = filters.export(filters.super_resolution(2), tmp_path / "sr.onnx")
+    calib = filters.calibration_frames(count=4, size=(64, 64))
+    for_ort = export.quantize_int8(onnx32, tmp_path / "sr_ort.onnx", calib, target="onnxruntime")
+    for_trt = export.quantize_int8(onnx32, tmp_path / "sr_trt.onnx", calib, target="tensorrt")
+    if export.int8_recipe()["activation_type"].name == "QUInt8":  # x86: uint8 activations with a zero point
+        with pytest.raises(ValueError, match="quantized for ONNX Runtime, not TensorRT.*target='tensorrt'"):
+            trt.check_qdq(for_ort)
+    trt.check_qdq(for_trt)  # symmetric signed: accepted
+    # ... and ONNX Runtime runs the TensorRT file too, close to FP32.
+    with runtimes.OnnxRuntime(onnx32) as a, runtimes.OnnxRuntime(for_trt) as b:
+        frame = filters.held_out_images()["coffee"][:64, :64]
+        assert filters.psnr_drift(filters.Upscaler(a, scale=2)(frame), filters.Upscaler(b, scale=2)(frame)) > 32
