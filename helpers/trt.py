@@ -150,9 +150,10 @@ def _parse_errors(parser) -> str:
 
 
 def check_qdq(onnx_path) -> None:
-    """Refuse a QDQ model that TensorRT cannot take: its explicit quantization is symmetric
-    signed INT8 only, so every QuantizeLinear's zero point must be int8 and 0. ONNX Runtime's
-    CPU recipe (uint8 activations with zero points) would fail deep inside the parser."""
+    """Refuse a QDQ model that TensorRT cannot take. Its explicit quantization is symmetric
+    signed INT8: every QuantizeLinear needs an int8 zero point of 0 (a missing one means
+    uint8), and DequantizeLinear may read only int8 (no int32 biases). ONNX Runtime's CPU
+    recipe (uint8 activations with zero points, int32 biases) would fail deep in the parser."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
@@ -166,15 +167,25 @@ def check_qdq(onnx_path) -> None:
                     consts[node.output[0]] = attr.t
     bad = []
     for node in model.graph.node:
-        if node.op_type == "QuantizeLinear" and len(node.input) > 2 and node.input[2] in consts:
-            zp = numpy_helper.to_array(consts[node.input[2]])
-            if zp.dtype != np.int8 or np.any(zp != 0):
-                bad.append(f"{node.name or node.output[0]} ({zp.dtype}, zero point {zp.ravel()[:1].tolist()})")
+        name = node.name or node.output[0]
+        if node.op_type == "QuantizeLinear":
+            if len(node.input) < 3 or not node.input[2]:
+                bad.append(f"{name} (no zero point: uint8)")
+            elif node.input[2] not in consts:
+                bad.append(f"{name} (zero point {node.input[2]!r} is computed, not a constant)")
+            else:
+                zp = numpy_helper.to_array(consts[node.input[2]])
+                nonzero = zp[zp != 0]
+                if zp.dtype != np.int8 or nonzero.size:
+                    bad.append(f"{name} ({zp.dtype} zero point, e.g. {(nonzero if nonzero.size else zp).ravel()[0]})")
+        elif node.op_type == "DequantizeLinear" and node.input[0] in consts:
+            dtype = numpy_helper.to_array(consts[node.input[0]]).dtype
+            if dtype != np.int8:
+                bad.append(f"{name} (dequantizes a {dtype} constant, e.g. an int32 bias)")
     if bad:
-        raise ValueError(f"{Path(onnx_path).name} is quantized for ONNX Runtime, not TensorRT: {len(bad)} "
-                         f"QuantizeLinear node(s) have a non-symmetric or unsigned zero point, e.g. {bad[0]}. "
-                         "TensorRT takes symmetric signed INT8 only: quantize with "
-                         "helpers.export.quantize_int8(..., target='tensorrt').")
+        raise ValueError(f"{Path(onnx_path).name} is quantized for ONNX Runtime, not TensorRT: {len(bad)} Q/DQ "
+                         f"node(s) TensorRT cannot parse, e.g. {bad[0]}. TensorRT takes symmetric signed INT8 "
+                         "only: quantize with helpers.export.quantize_int8(..., target='tensorrt').")
 
 
 def profile_text(shapes: dict | None) -> str:
