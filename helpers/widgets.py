@@ -219,8 +219,10 @@ class ThresholdView(traitlets.HasTraits):
     def _redraw(self, _change=None) -> None:
         from .viz import draw_detections
 
-        self.count = int((np.asarray(self.detections.scores) >= self.threshold).sum())
+        # The picture first, then the count (which updates the label): a label that shows a
+        # threshold then means its picture has already been sent.
         self.value = draw_detections(self.image, self.detections, self.names, self.threshold)
+        self.count = int((np.asarray(self.detections.scores) >= self.threshold).sum())
 
     def status(self) -> str:
         return f"{self.count} boxes at score >= {self.threshold:.2f}"

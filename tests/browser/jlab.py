@@ -1,12 +1,18 @@
 """A real JupyterLab server for the browser suite, and the few UI moves the tests make in it.
 
 ``LabServer`` starts ``jupyter lab`` from this interpreter (the .venv) on a free loopback port
-with a random token, in a temporary copy of ``notebooks/``. Its config, data, runtime, settings
+(retrying on a new one should another process take it first) with a random token, passed in
+``JUPYTER_TOKEN`` so it never shows on a command line, in a temporary copy of ``notebooks/``. Its config, data, runtime, settings
 and workspace folders are private to the run, so nothing from the user's own JupyterLab (a
 saved workspace, a different ``python3`` kernelspec) leaks in, and the only ``python3`` kernel
 it knows is this interpreter: the kernel the notebooks run in is the venv's, as under
 ``--nbval-current-env``. ``stop()`` shuts the kernels down and ends the server's process group,
-and is safe to call twice.
+and is safe to call twice; should pytest itself be killed (SIGKILL, the OOM killer), the server
+gets SIGTERM from the kernel (PR_SET_PDEATHSIG) and takes its kernels down with it.
+
+The browser authenticates once per context (``authenticate``: the token in one request, which
+sets JupyterLab's login cookie), so page URLs, and Playwright's errors that quote them, carry
+no token; ``redact`` scrubs it from anything else the suite prints.
 
 The page helpers drive the JupyterLab UI as a learner does (the Run menu, clicking a cell,
 Shift+Enter) and wait on DOM state, never on fixed sleeps, except where a test measures time.
@@ -14,6 +20,7 @@ Shift+Enter) and wait on DOM state, never on fixed sleeps, except where a test m
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -38,10 +45,12 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = ROOT / "build" / "screenshots"
 
-# User settings that keep the UI still: start the notebook's kernel without asking, and no news
-# or update toasts (they would need the internet).
+# User settings that keep the UI still: start the notebook's kernel without asking, every cell
+# attached to the DOM (no windowing: the tests index cells by position), and no news or update
+# toasts (they would need the internet).
 _SETTINGS = {
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"autoStartDefaultKernel": True},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {
+        "autoStartDefaultKernel": True, "windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
 }
 
@@ -52,15 +61,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the process that started it dies (Linux only)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class LabServer:
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
         self.root = self.workdir / "notebooks"
         self.token = secrets.token_hex(16)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
         self.log_path = self.workdir / "jupyterlab.log"
         self.proc: subprocess.Popen | None = None
+
+    def redact(self, text: str) -> str:
+        return text.replace(self.token, "<token>") if text else text
 
     # -- lifecycle
 
@@ -93,31 +116,49 @@ class LabServer:
             "JUPYTERLAB_WORKSPACES_DIR": str(jupyter / "workspaces"),
             "IPYTHONDIR": str(jupyter / "ipython"),
             "PYTHONUNBUFFERED": "1",
+            "JUPYTER_TOKEN": self.token,  # not --IdentityProvider.token: ps would show it
         })
         return env
 
-    def start(self, timeout: float = 90.0) -> "LabServer":
+    def start(self, timeout: float = 90.0, attempts: int = 3) -> "LabServer":
+        """Start the server; free_port() can lose a race for its port, so retry on a new one."""
         env = self._prepare()
+        for attempt in range(1, attempts + 1):
+            if self._launch(env, timeout):
+                return self
+            print(f"\njupyter lab lost port {self.port} to another process (attempt {attempt} of {attempts})")
+        raise RuntimeError(f"jupyter lab found no free port in {attempts} attempts:\n{self.log_tail()}")
+
+    def _launch(self, env: dict, timeout: float) -> bool:
+        """One try on a fresh port: True once it answers, False if the port was taken."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             sys.executable, "-m", "jupyter", "lab", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}", "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            f"--ServerApp.root_dir={self.root}",
             "--ServerApp.open_browser=False", "--LabApp.news_url=None",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
         ]
         if os.geteuid() == 0:  # CI containers run as root
             cmd.append("--allow-root")
         log = open(self.log_path, "wb")
+        # Its own session, so stop() can end the whole group; and SIGTERM should pytest die
+        # without running stop() (Linux; elsewhere the preexec_fn is a no-op).
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
+                                     stdin=subprocess.DEVNULL, start_new_session=True,
+                                     preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
         log.close()
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.proc.poll() is not None:
+                if "already in use" in self.log_tail():
+                    self.stop()
+                    return False
                 raise RuntimeError(f"jupyter lab exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 self.api("status")
-                return self
+                return True
             except (urllib.error.URLError, ConnectionError, OSError):
                 time.sleep(0.3)
         raise RuntimeError(f"jupyter lab did not answer on {self.url} within {timeout:.0f} s:\n{self.log_tail()}")
@@ -148,7 +189,7 @@ class LabServer:
 
     def log_tail(self, n: int = 4000) -> str:
         try:
-            return self.log_path.read_text(errors="replace")[-n:]
+            return self.redact(self.log_path.read_text(errors="replace")[-n:])
         except OSError:
             return "(no log)"
 
@@ -161,8 +202,19 @@ class LabServer:
             body = resp.read()
         return json.loads(body) if body else None
 
-    def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}&reset"
+    def lab_url(self, notebook: str = "") -> str:
+        """A notebook's URL, without the token: authenticate() the browser context first."""
+        return f"{self.url}/lab/tree/{notebook}?reset" if notebook else f"{self.url}/lab"
+
+    def authenticate(self, context) -> None:
+        """Log a Playwright browser context in: one request with the token sets the login cookie."""
+        try:
+            response = context.request.get(f"{self.url}/api/status?token={self.token}")
+        except Exception as exc:
+            raise RuntimeError(self.redact(str(exc))) from None
+        assert response.ok, f"authenticating with the token: HTTP {response.status}"
+        cookies = [c["name"] for c in context.cookies(self.url)]
+        assert any(name.startswith("username-") for name in cookies), f"no login cookie set: {cookies}"
 
 
 # -- the notebook, read from disk so the tests find cells by what they contain, not by number
@@ -183,17 +235,28 @@ def code_cell_count(notebook: str) -> int:
 def open_notebook(page, lab: LabServer, notebook: str, timeout: float = 120.0):
     """Open a notebook in JupyterLab and wait until its kernel is idle."""
     page.goto(lab.lab_url(notebook))
-    page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell").first.wait_for(timeout=timeout * 1e3)
+    # Every cell in the DOM (windowingMode "none"), so cells(page).nth(i) is the file's cell i.
+    n = len(json.loads((ROOT / "notebooks" / notebook).read_text())["cells"])
+    page.wait_for_function(
+        "n => document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell').length === n",
+        arg=n, timeout=timeout * 1e3, polling=250)
     # The notebook's own kernel (python3) starts by itself (autoStartDefaultKernel); should
-    # JupyterLab still ask, accept its choice as a learner would.
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    try:
-        dialog.wait_for(timeout=3000)
-        dialog.locator("button", has_text="Select").click()
-    except Exception:
-        pass
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName", has_text="Python 3").first.wait_for(
-        timeout=timeout * 1e3)
+    # JupyterLab still ask, accept its choice as a learner would. Wait for whichever comes first:
+    # the Select Kernel dialog, or the Python 3 kernel idle.
+    state = page.wait_for_function(
+        """() => {
+            for (const d of document.querySelectorAll('.jp-Dialog'))
+                if (d.textContent.includes('Select Kernel')) return 'dialog';
+            const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+            const name = panel && panel.querySelector('.jp-KernelName');
+            const el = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
+            return name && name.textContent.includes('Python 3') && el
+                && el.getAttribute('data-status') === 'idle' && 'idle';
+        }""", timeout=timeout * 1e3, polling=250).json_value()
+    if state == "dialog":
+        page.locator(".jp-Dialog", has_text="Select Kernel").locator("button", has_text="Select").click()
+        page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-KernelName", has_text="Python 3").first.wait_for(
+            timeout=timeout * 1e3)
     wait_kernel_idle(page, timeout)
     return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first
 
@@ -310,6 +373,24 @@ def screenshot(locator, name: str) -> bytes:
     return locator.screenshot(path=str(SCREENSHOTS / name), animations="disabled")
 
 
+def stable_screenshot(locator, name: str, timeout: float = 15.0, interval: float = 0.25) -> bytes:
+    """Screenshot an image (or any element) once it has stopped changing: two consecutive
+    screenshots, ``interval`` apart, identical. For a widget redrawn from the kernel, where the
+    label can settle before the last picture has arrived and been decoded."""
+    locator.page.wait_for_function("el => el.tagName !== 'IMG' || (el.complete && el.naturalWidth > 0)",
+                                   arg=locator.element_handle(), timeout=timeout * 1e3)
+    end = time.monotonic() + timeout
+    shot = screenshot(locator, name)
+    while True:
+        time.sleep(interval)
+        again = screenshot(locator, name)
+        if again == shot:
+            return shot
+        if time.monotonic() > end:
+            raise AssertionError(f"{name}: the picture was still changing after {timeout:.0f} s")
+        shot = again
+
+
 def decode(png: bytes):
     import cv2
     import numpy as np
@@ -321,6 +402,6 @@ def mean_abs_diff(a: bytes, b: bytes) -> float:
     import numpy as np
 
     x, y = decode(a), decode(b)
-    if x.shape != y.shape:
-        return float("inf")
+    assert x.shape == y.shape, (f"screenshots of different sizes, {x.shape} and {y.shape}: compare screenshots of "
+                                "one element at one size")
     return float(np.abs(x.astype(np.int16) - y.astype(np.int16)).mean())

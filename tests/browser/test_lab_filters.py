@@ -24,21 +24,14 @@ def test_split_slider_moves_the_line(page, lab):
     slider, image = view.locator(".widget-slider"), view.locator("img.widget-image")
     label = view.locator(":scope > .widget-label")
     assert jlab.wait_text(label, SPLIT).group(1) == "50"
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
-    middle = jlab.screenshot(image, "08_split_0.50.png")
+    middle = jlab.stable_screenshot(image, "08_split_0.50.png")
 
     jlab.drag_slider(page, slider, 0.15)
     # The drag sends intermediate positions too: wait for the label to reach the readout's
     # final value, then for the picture to stop changing.
     moved = int(jlab.wait_text(slider.locator(".widget-readout"), r"^(\d+)%$").group(1))
     jlab.wait_text(label, rf"left {moved}%")
-    left = jlab.screenshot(image, "08_split_left.png")
-    for _ in range(20):
-        page.wait_for_timeout(250)
-        again = jlab.screenshot(image, "08_split_left.png")
-        if again == left:
-            break
-        left = again
+    left = jlab.stable_screenshot(image, "08_split_left.png")
     jlab.screenshot(view, "08_split_view.png")
 
     width = jlab.decode(middle).shape[1]

@@ -7,7 +7,7 @@ import sys
 def test_kernel_is_this_venv_and_widgets_extension_is_installed(lab, page):
     spec = lab.api("kernelspecs")["kernelspecs"]["python3"]["spec"]
     assert spec["argv"][0] == sys.executable, spec["argv"]
-    page.goto(f"{lab.url}/lab?token={lab.token}")
+    page.goto(lab.lab_url())
     page.locator("#jp-main-dock-panel").wait_for()
     extensions = page.evaluate(
         "() => JSON.parse(document.getElementById('jupyter-config-data').textContent).federated_extensions"

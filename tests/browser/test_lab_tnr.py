@@ -29,14 +29,12 @@ def test_strength_slider_changes_the_preview(page, lab):
     # Type 0 into the readout: no filtering, the raw low-light frame.
     jlab.type_readout(page, strength, "0")
     jlab.wait_text(label, r"strength 0\.00:")
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
-    raw = jlab.screenshot(image, "04_tnr_strength_0.00.png")
+    raw = jlab.stable_screenshot(image, "04_tnr_strength_0.00.png")
 
     # Then drag the handle to the right end: the strongest averaging.
     jlab.drag_slider(page, strength, 1.0)
     jlab.wait_text(label, r"strength 1\.00:")
-    page.wait_for_function("el => el.complete && el.naturalWidth > 0", arg=image.element_handle())
-    filtered = jlab.screenshot(image, "04_tnr_strength_1.00.png")
+    filtered = jlab.stable_screenshot(image, "04_tnr_strength_1.00.png")
     jlab.screenshot(view, "04_tnr_preview.png")
 
     diff = jlab.mean_abs_diff(raw, filtered)
