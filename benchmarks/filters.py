@@ -40,19 +40,6 @@ def frame_of(height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def judge(stages: dict, variants: dict, scale: int) -> dict:
-    """Per runtime: PSNR against eager FP32 on the held-out astronaut (shrunk by ``scale``),
-    the mean gain over bicubic on all held-out photos, and the PASS/FAIL verdict."""
-    photos = {k: filters.fit_to_scale(v, scale, "crop") for k, v in filters.held_out_images().items()}
-    low = filters.downscale(photos["astronaut"], scale)
-    reference = stages["eager FP32"](low)
-    gains = {name: float(np.mean([r["psnr_gain"] for r in filters.quality(up, photos, scale)]))
-             for name, up in stages.items()}
-    return {name: {**filters.judge_drift(filters.psnr_drift(reference, up(low)), variants[name][1], gains[name],
-                                         gains["eager FP32"]), "gain_db": round(gains[name], 3)}
-            for name, up in stages.items()}
-
-
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
@@ -72,7 +59,7 @@ def main(argv=None) -> dict:
             frame = frame_of(h, w)
             stages = {name: filters.Upscaler(rt, scale=scale) for name, (rt, _) in variants.items()}
             if scale not in judged:
-                judged[scale] = judge(stages, variants, scale)
+                judged[scale] = filters.drift_report(stages, {n: p for n, (_, p) in variants.items()}, scale)
             drift[case] = {name: round(judged[scale][name]["psnr_db"], 2) for name in stages if name != "eager FP32"}
             samples = bench.interleaved({name: (lambda up=up: up(frame)) for name, up in stages.items()},
                                         rounds=args.rounds, iters=args.iters, warmup=2)
@@ -80,7 +67,7 @@ def main(argv=None) -> dict:
             for name, up in stages.items():
                 s = bench.stats(samples[name])
                 rows[name] = {**s, "precision": variants[name][1],
-                              "network_ms": round(float(np.median(list(up.times.history["network"])[-args.iters:])), 3),
+                              "network_ms": round(float(np.median(list(up.history["network"])[-args.iters:])), 3),
                               "vs_eager": round(bench.stats(samples["eager FP32"])["median_ms"] / s["median_ms"], 2),
                               "verdict_30fps": filters.realtime(s["median_ms"], 30),
                               "verdict_15fps": filters.realtime(s["median_ms"], 15)}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import collections
 import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -249,16 +248,6 @@ def memory_estimate(model: SuperResolution, batch: int, height: int, width: int)
     return int(4 * floats + batch * 3 * s * s * low)
 
 
-@dataclass
-class StageTimes:
-    preprocess: float = 0.0
-    network: float = 0.0
-    postprocess: float = 0.0
-    # The last 1000 frames per stage: a long video must not grow memory without bound.
-    history: dict = field(default_factory=lambda: {k: collections.deque(maxlen=1000)
-                                                   for k in ("preprocess", "network", "postprocess")})
-
-
 class Upscaler:
     """A super-resolution stage around any runtime of helpers.runtimes.
 
@@ -287,7 +276,11 @@ class Upscaler:
         self.memory_fraction, self.pad_odd = memory_fraction, pad_odd
         self.device = runtime.device
         self.dtype = getattr(runtime, "dtype", torch.float32)
+        from .detect import StageTimes  # the same per-stage record a Detector keeps
+
         self.times = StageTimes()
+        # The last 1000 frames per stage: a long video must not grow memory without bound.
+        self.history = {k: collections.deque(maxlen=1000) for k in ("preprocess", "network", "postprocess")}
 
     # -- checks
     def _check(self, frames: list) -> list[bool]:
@@ -361,7 +354,7 @@ class Upscaler:
         t3 = time.perf_counter()
         for name, value in (("preprocess", t1 - t0), ("network", t2 - t1), ("postprocess", t3 - t2)):
             setattr(self.times, name, 1e3 * value)
-            self.times.history[name].append(1e3 * value)
+            self.history[name].append(1e3 * value)
         return results
 
     def _to_tensor(self, frame, gray: bool) -> torch.Tensor:
@@ -457,6 +450,20 @@ def judge_drift(psnr_db: float, precision: str, gain_db: float | None = None,
         out["checks"]["gain_kept"] = bool(out["gain_kept"] >= tol["gain_kept"])
     out["verdict"] = "PASS" if all(out["checks"].values()) else "FAIL"
     return out
+
+
+def drift_report(upscalers: dict, precisions: dict, scale: int, reference: str = "eager FP32") -> dict:
+    """judge_drift for every runtime: PSNR against ``reference``'s output on the held-out
+    astronaut shrunk by ``scale``, and the mean gain over bicubic on all held-out photos (kept
+    as ``gain_db``). ``upscalers``: name -> Upscaler; ``precisions``: name -> "fp32"/"fp16"/"int8"."""
+    photos = {k: fit_to_scale(v, scale, "crop") for k, v in held_out_images().items()}
+    low = downscale(photos["astronaut"], scale)
+    ref = upscalers[reference](low)
+    gains = {name: float(np.mean([r["psnr_gain"] for r in quality(up, photos, scale)]))
+             for name, up in upscalers.items()}
+    return {name: {**judge_drift(psnr_drift(ref, up(low)), precisions[name], gains[name], gains[reference]),
+                   "gain_db": round(gains[name], 3)}
+            for name, up in upscalers.items()}
 
 
 def export(model: SuperResolution, path, example_size=(240, 320), opset: int | None = None) -> Path:
@@ -587,5 +594,5 @@ def gmacs(model: SuperResolution, height: int, width: int) -> float:
 
 __all__ = ["SuperResolution", "Upscaler", "super_resolution", "fit_to_scale", "downscale", "bicubic",
            "quality", "held_out_images", "psnr_drift", "export", "realtime", "memory_estimate",
-           "calibration_frames", "make_variants", "PSNR_DRIFT_TOLERANCES", "judge_drift",
+           "calibration_frames", "make_variants", "PSNR_DRIFT_TOLERANCES", "judge_drift", "drift_report",
            "output_sizes", "gmacs"]
