@@ -28,3 +28,12 @@ def _loopback_only(self, address):
 def no_network(monkeypatch):
     monkeypatch.setenv("EVW_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
+
+
+@pytest.fixture(scope="module")
+def offline():
+    # no_network is function-scoped; module-scoped fixtures that resolve weights run before
+    # it, so they ask for this guard against downloads instead.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EVW_OFFLINE", "1")
+        yield

@@ -12,13 +12,6 @@ from helpers import assets, export, metrics, models, runtimes
 
 
 @pytest.fixture(scope="module")
-def offline():
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EVW_OFFLINE", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def paths(offline, tmp_path_factory):
     work = tmp_path_factory.mktemp("int8")
     example = models.imagenet_batch(assets.load_image("photo_chelsea"))

@@ -17,15 +17,6 @@ CATS = range(281, 286)  # ImageNet's domestic cats
 
 
 @pytest.fixture(scope="module")
-def offline():
-    # The autouse no_network fixture is function-scoped; module fixtures resolve weights
-    # before it runs, so they get their own guard against downloads.
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EVW_OFFLINE", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def model(offline):
     return models.mobilenet_v2()
 
