@@ -323,6 +323,15 @@ def output(page, index: int):
     return cells(page).nth(index).locator(".jp-OutputArea")
 
 
+def run_to_widget(page, lab: "LabServer", notebook: str, marker: str, timeout: float = 300):
+    """Open ``notebook``, run the cells up to and including the one whose source contains
+    ``marker``, and return that cell's widget box (its first .widget-vbox)."""
+    open_notebook(page, lab, notebook)
+    index = cell_index(notebook, marker)
+    run_cell_and_above(page, index, timeout=timeout)
+    return output(page, index).locator(".widget-vbox").first
+
+
 def drag_slider(page, slider, fraction: float) -> None:
     """Drag a slider's noUiSlider handle with the mouse to ``fraction`` (0 = left end, 1 = right)."""
     slider.scroll_into_view_if_needed()

@@ -12,11 +12,7 @@ CHANGED = 0.35
 
 
 def test_threshold_slider_changes_the_boxes_drawn(page, lab):
-    jlab.open_notebook(page, lab, NOTEBOOK)
-    index = jlab.cell_index(NOTEBOOK, "widgets.ThresholdView(")
-    jlab.run_cell_and_above(page, index, timeout=300)
-
-    view = jlab.output(page, index).locator(".widget-vbox").first
+    view = jlab.run_to_widget(page, lab, NOTEBOOK, "widgets.ThresholdView(")
     slider, image = view.locator(".widget-slider"), view.locator("img.widget-image")
     label = view.locator(":scope > .widget-label")
     start = jlab.wait_text(label, BOXES)

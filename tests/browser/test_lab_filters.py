@@ -16,11 +16,7 @@ def _line_column(png: bytes) -> int:
 
 
 def test_split_slider_moves_the_line(page, lab):
-    jlab.open_notebook(page, lab, NOTEBOOK)
-    index = jlab.cell_index(NOTEBOOK, "widgets.SplitView(")
-    jlab.run_cell_and_above(page, index, timeout=300)
-
-    view = jlab.output(page, index).locator(".widget-vbox").first
+    view = jlab.run_to_widget(page, lab, NOTEBOOK, "widgets.SplitView(")
     slider, image = view.locator(".widget-slider"), view.locator("img.widget-image")
     label = view.locator(":scope > .widget-label")
     assert jlab.wait_text(label, SPLIT).group(1) == "50"

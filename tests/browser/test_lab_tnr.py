@@ -16,11 +16,7 @@ def _grain(png: bytes) -> float:
 
 
 def test_strength_slider_changes_the_preview(page, lab):
-    jlab.open_notebook(page, lab, NOTEBOOK)
-    index = jlab.cell_index(NOTEBOOK, "preview = TNRPreview()")
-    jlab.run_cell_and_above(page, index, timeout=300)
-
-    view = jlab.output(page, index).locator(".widget-vbox").first
+    view = jlab.run_to_widget(page, lab, NOTEBOOK, "preview = TNRPreview()")
     strength = view.locator(".widget-slider", has=page.locator("label", has_text="TNR strength"))
     image, label = view.locator("img.widget-image"), view.locator(":scope > .widget-label")
     first = jlab.wait_text(label, LABEL)
