@@ -53,6 +53,20 @@ class Asset:
     licence: str = ""
     source: str = ""
 
+    def __post_init__(self):
+        # filename joins a cache folder (where a download is written) and package_path a
+        # package's folder: neither may climb out ("../../.bashrc") or be absolute.
+        for key in ("filename", "package_path"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            parts = Path(value).parts
+            if (not parts or Path(value).is_absolute() or ".." in parts
+                    or (key == "filename" and len(parts) != 1)):
+                raise ValueError(f"manifest asset {self.name!r}: {key} {value!r} leaves its folder. "
+                                 f"Expected a {'plain file name' if key == 'filename' else 'relative path'} "
+                                 "without '..'; fix data/manifest.json.")
+
 
 @dataclass
 class Resolution:

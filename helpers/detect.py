@@ -29,7 +29,7 @@ import torch
 from .preprocess import Letterbox, Preprocessor, check_frame
 from .track import Detections
 
-__all__ = ["DetectorSpec", "Postprocess", "Detector", "raw_network"]
+__all__ = ["DetectorSpec", "Postprocess", "Detector", "NonFiniteOutputs", "raw_network"]
 
 BOX_WEIGHTS = (10.0, 10.0, 5.0, 5.0)  # SSD's variances, as torchvision's BoxCoder spells them
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)  # caps exp() of the size offsets, as torchvision does
@@ -151,6 +151,10 @@ def _decode(rel: torch.Tensor, anchors: torch.Tensor, order: str = "xywh",
                         pred_ctr_x + half_w, pred_ctr_y + half_h), dim=-1)
 
 
+class NonFiniteOutputs(RuntimeError):
+    """A runtime returned NaN or inf; Detector re-raises it with the runtime's name."""
+
+
 def _clip(boxes: torch.Tensor, width: float, height: float) -> torch.Tensor:
     boxes[..., 0::2] = boxes[..., 0::2].clamp(0, width)
     boxes[..., 1::2] = boxes[..., 1::2].clamp(0, height)
@@ -197,6 +201,16 @@ class Postprocess:
         from torchvision.ops import batched_nms
 
         self._check(raw, transforms)
+        # NaN scores fail every threshold, so broken outputs would come out as "no detections":
+        # an empty street. One reduction per batch tells the two apart.
+        if not (torch.isfinite(raw[0]).all() and torch.isfinite(raw[1]).all()):
+            bad = [name for name, t in zip(("bbox_regression", "cls_logits"), raw)
+                   if not torch.isfinite(t).all()]
+            raise NonFiniteOutputs(f"the network's raw outputs ({', '.join(bad)}) hold NaN or inf "
+                                   f"({str(raw[0].dtype).replace('torch.', '')}). Typical causes: "
+                                   "an FP16 overflow, a broken or stale engine, a corrupt "
+                                   "weights file. Compare this runtime against torch FP32 "
+                                   "(helpers.metrics drift report).")
         spec = self.spec
         thresh = spec.score_thresh if score_thresh is None else float(score_thresh)
         # float32 whatever the runtime produced (FP16 engines): NMS and decoding want it.
@@ -308,7 +322,13 @@ class Detector:
         raw = self.runtime.run(batch.to(getattr(self.runtime, "dtype", batch.dtype)))
         self._sync()
         t2 = time.perf_counter()
-        out = self.postprocess(raw, transforms, thresh)
+        try:
+            out = self.postprocess(raw, transforms, thresh)
+        except NonFiniteOutputs as exc:
+            precision = getattr(self.runtime, "precision", None) or str(
+                getattr(self.runtime, "dtype", batch.dtype)).replace("torch.", "")
+            raise NonFiniteOutputs(f"{self.spec.name} on runtime {self.runtime!r} "
+                                   f"(precision {precision}): {exc}") from None
         t3 = time.perf_counter()
         self.times = StageTimes(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
         return out

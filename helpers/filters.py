@@ -155,7 +155,19 @@ class SuperResolution(nn.Module):
 
 
 def _load_state(path: Path) -> dict:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    import pickle
+    import zipfile
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such super-resolution checkpoint. Pass the .pt "
+                                "written by tools/train_sr.py, or weights=None for the committed one.")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (KeyError, EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        # A text or truncated file fails deep in the unpickler (e.g. "KeyError: 101", the 'e').
+        raise ValueError(f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {exc}). "
+                         "Expected the .pt written by tools/train_sr.py; re-run it or restore "
+                         "the committed file with git.") from None
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
         raise ValueError(f"{path} is not a super-resolution checkpoint written by tools/train_sr.py "
                          "(expected keys 'state_dict' and 'config'). Re-run the training script or restore "

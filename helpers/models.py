@@ -195,7 +195,18 @@ def synth_detector(device: str | torch.device = "cpu") -> torch.nn.Module:
     import json
 
     path = assets.resolve(SYNTH_DETECTOR_NAME)  # refuses a file whose sha256 is wrong
-    record = json.loads(path.with_suffix(".json").read_text())
+    labels_file = path.with_suffix(".json")
+    if not labels_file.is_file():
+        raise FileNotFoundError(f"{path} was found without its label map {labels_file.name}: the "
+                                "weights alone don't say which class is which. Copy the .json "
+                                "that tools/train_detector.py wrote next to it (the repository "
+                                "has both in data/detector/).")
+    try:
+        record = json.loads(labels_file.read_text())
+        record["labels"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{labels_file} is not the label map tools/train_detector.py writes "
+                         "(JSON with a 'labels' list). Restore it with git.") from None
     model = ssdlite_mobilenet_v2(num_classes=len(record["labels"]), imagenet_backbone=False)
     _load_detector_state(model, _half_to_float(torch.load(path, map_location="cpu", weights_only=True)),
                          record["labels"], path)

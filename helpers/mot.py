@@ -19,6 +19,7 @@ helpers.metrics). ``load_sequence`` opens a downloaded sequence folder.
 from __future__ import annotations
 
 import configparser
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,6 +129,7 @@ def write_gt(path, gt: GroundTruth) -> Path:
 
 
 _SPLIT = re.compile(r"[,\s]+")
+MAX_FRAME = 10_000_000  # 93 hours at 30 fps: a larger "frame" is a misread column
 _BENCHMARK = re.compile(r"(?:2D)?MOT(15|2015|16|17|20)(?:[-_].*)?", re.IGNORECASE)
 _LAYOUT_OF_YEAR = {"15": "mot15", "2015": "mot15", "16": "mot16", "17": "mot16", "20": "mot20"}
 _VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".mpg", ".mpeg")
@@ -139,30 +141,53 @@ def _read_rows(path: Path) -> list:
         raise FileNotFoundError(f"MOT ground-truth file not found: {path}. "
                                 "Check the path, or write one with helpers.mot.write_gt().")
     rows = []
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            parts = _SPLIT.split(text)
-            where = f"{path}, line {lineno}"
-            if not 6 <= len(parts) <= 10:
-                raise ValueError(f"{where}: expected 6 to 10 comma-separated numbers "
-                                 f"({COLUMNS}[,extra]), found {len(parts)} fields: {text!r}. "
-                                 "Fix or delete this line.")
-            try:
-                v = [float(p) for p in parts]
-            except ValueError:
-                raise ValueError(f"{where}: expected numbers ({COLUMNS}), found {text!r}. "
-                                 "Fix or delete this line.") from None
-            if v[0] < 1 or v[0] != int(v[0]):
-                raise ValueError(f"{where}: expected a whole frame number >= 1 (MOT frames are "
-                                 f"1-based), found {parts[0]!r}. If the file was written 0-based, "
-                                 "add 1 to the first column.")
-            if v[4] < 0 or v[5] < 0:
-                raise ValueError(f"{where}: expected bb_width and bb_height >= 0, found "
-                                 f"{parts[4]!r}, {parts[5]!r}. Fix or delete this line.")
-            rows.append((lineno, parts, v))
+    data = path.read_bytes()
+    try:
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of line 1.
+        lines = data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        lineno = data[:exc.start].count(b"\n") + 1
+        line = data.splitlines()[lineno - 1]
+        if line.lstrip().startswith(b"#"):
+            # A comment in another encoding (cp1252 from a Windows tool): its text is never
+            # read, so decode it leniently rather than refuse the whole file.
+            lines = data.decode("utf-8-sig", errors="replace").splitlines()
+        else:
+            raise ValueError(f"{path}, line {lineno}: not UTF-8 text (byte {data[exc.start]:#04x}). "
+                             "A gt.txt holds only numbers; re-save the file as UTF-8 or "
+                             "delete this line.") from None
+    for lineno, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        parts = _SPLIT.split(text)
+        where = f"{path}, line {lineno}"
+        if not 6 <= len(parts) <= 10:
+            raise ValueError(f"{where}: expected 6 to 10 comma-separated numbers "
+                             f"({COLUMNS}[,extra]), found {len(parts)} fields: {text!r}. "
+                             "Fix or delete this line.")
+        try:
+            v = [float(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{where}: expected numbers ({COLUMNS}), found {text!r}. "
+                             "Fix or delete this line.") from None
+        bad = [COLUMNS.split(",")[j] if j < 9 else f"column {j + 1}"
+               for j, x in enumerate(v) if not math.isfinite(x)]
+        if bad:
+            raise ValueError(f"{where}: expected finite numbers, found NaN or inf in "
+                             f"{', '.join(bad)}: {text!r}. Fix or delete this line.")
+        if v[0] > MAX_FRAME:
+            raise ValueError(f"{where}: frame number {parts[0]} is beyond any real sequence "
+                             f"(at most {MAX_FRAME:,}). Is the first column the frame "
+                             "number? Fix or delete this line.")
+        if v[0] < 1 or v[0] != int(v[0]):
+            raise ValueError(f"{where}: expected a whole frame number >= 1 (MOT frames are "
+                             f"1-based), found {parts[0]!r}. If the file was written 0-based, "
+                             "add 1 to the first column.")
+        if v[4] < 0 or v[5] < 0:
+            raise ValueError(f"{where}: expected bb_width and bb_height >= 0, found "
+                             f"{parts[4]!r}, {parts[5]!r}. Fix or delete this line.")
+        rows.append((lineno, parts, v))
     return rows
 
 

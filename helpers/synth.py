@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 
 from helpers import assets, mot
-from helpers.files import atomic_path
+from helpers.files import atomic_path, verify_video
 
 CLASSES = ("person", "car")
 MOT_CLASS_ID = {"person": 1, "car": 3}
@@ -453,11 +453,12 @@ class Scene:
         self._x0, self._z0 = x0, z0
         self._vx, self._vz = (x1 - x0) / dist * speed, (z1 - z0) / dist * speed
         self._speed, self._h_m, self._w_m, self._aspect = speed, h_m, w_m, aspect
+        # Ids go, in spawn order, only to objects that are on screen in some frame. That test
+        # costs each object's lifetime in frames, so it runs lazily, in spawn order, as far as
+        # the frames asked for need it (_assign_ids): a million-frame soak source opens at once.
         self._id = np.zeros(len(rows), np.int64)
-        # Ids go, in spawn order, only to objects that are on screen in some frame.
-        times = np.arange(self.length) / self.fps
-        seen = [k for k in range(len(rows)) if self._on_screen_somewhere(k, times)]
-        self._id[seen] = np.arange(1, len(seen) + 1)
+        self._planned = 0  # objects [0, _planned) have their id (0: never on screen)
+        self._next_id = 1
 
     def _boxes(self, k, t):
         """Integer placement (x0, y0, w, h) and depth of object(s) ``k`` at time(s) ``t``."""
@@ -472,16 +473,42 @@ class Scene:
         y0 = np.floor(self.horizon + f * CAMERA_HEIGHT_M / z - h + 0.5)
         return x0, y0, w, h, z
 
-    def _on_screen_somewhere(self, k, times) -> bool:
-        # The same time test as _placements, so every id given here shows up in the gt.
-        t = times[(self._t0[k] <= times) & (times <= self._t1[k])]
-        x0, y0, w, h, _ = self._boxes(k, t)
+    def _assign_ids(self, t: float, chunk: int = 256) -> None:
+        """Give ids to every object spawned by time ``t`` (the rows are sorted by spawn time)."""
+        n = len(self._t0)
+        while self._planned < n and self._t0[self._planned] <= t:
+            ks = np.arange(self._planned, min(n, self._planned + chunk))
+            seen = ks[self._on_screen_somewhere(ks)]
+            self._id[seen] = np.arange(self._next_id, self._next_id + len(seen))
+            self._next_id += len(seen)
+            self._planned = int(ks[-1]) + 1
+
+    def _on_screen_somewhere(self, ks: np.ndarray) -> np.ndarray:
+        """For objects ``ks``: is the box on screen in some frame of its lifetime?"""
+        n = len(ks)
+        if n == 0:
+            return np.zeros(0, bool)
+        # Each object's frames, one frame wider each side than rounding could need, all
+        # objects in one flat array; then the same time test as _placements, so every id
+        # given here shows up in the gt.
+        t0, t1 = self._t0[ks], self._t1[ks]
+        first = np.maximum(0, np.floor(t0 * self.fps) - 1).astype(np.int64)
+        last = np.minimum(self.length - 1, np.ceil(t1 * self.fps) + 1).astype(np.int64)
+        count = np.maximum(last - first + 1, 0)
+        j = np.repeat(np.arange(n), count)
+        offsets = np.arange(len(j)) - np.repeat(np.cumsum(count) - count, count)
+        t = (first[j] + offsets) / self.fps
+        alive = (t0[j] <= t) & (t <= t1[j])
+        j, t = j[alive], t[alive]
+        x0, y0, w, h, _ = self._boxes(ks[j], t)
         width, height = self.size
-        return bool(np.any((x0 < width) & (x0 + w > 0) & (y0 < height) & (y0 + h > 0)))
+        on = (x0 < width) & (x0 + w > 0) & (y0 < height) & (y0 + h > 0)
+        return np.bincount(j[on], minlength=n) > 0
 
     def _placements(self, i):
         """Objects whose box meets frame ``i``, far to near."""
         t = i / self.fps
+        self._assign_ids(t)
         k = np.nonzero((self._t0 <= t) & (t <= self._t1) & (self._id > 0))[0]
         x0, y0, w, h, z = self._boxes(k, t)
         width, height = self.size
@@ -595,5 +622,6 @@ class Scene:
             if not tmp.is_file() or tmp.stat().st_size == 0:
                 raise RuntimeError(f"cv2.VideoWriter wrote nothing to {path} (fourcc {fourcc!r}). "
                                    "Try fourcc='MJPG' with a .avi path.")
+            verify_video(tmp, self.length, path)  # before the rename: a short file never replaces a good one
         finally:
             writer.release()

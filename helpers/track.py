@@ -63,7 +63,15 @@ class Detections:
                                  "per box.")
         if not (np.isfinite(self.boxes).all() and np.isfinite(self.scores).all()):
             raise ValueError("Detections: expected finite boxes and scores, found NaN or inf. "
-                             "Check the detector's postprocess for a division by zero.")
+                             "The numbers were already broken when they got here: a network "
+                             "that overflowed (FP16) or a broken engine, or boxes computed from "
+                             "bad input. helpers.detect checks raw outputs and names the runtime.")
+        flipped = (self.boxes[:, 2] < self.boxes[:, 0]) | (self.boxes[:, 3] < self.boxes[:, 1])
+        if flipped.any():
+            i = int(np.argmax(flipped))
+            raise ValueError(f"Detections.boxes: expected xyxy boxes (x2 >= x1, y2 >= y1); box {i} "
+                             f"is {self.boxes[i].tolist()}. If these are (x, y, width, height), "
+                             "convert them first: x2 = x + width, y2 = y + height.")
 
     def __len__(self) -> int:
         return len(self.boxes)

@@ -1,0 +1,174 @@
+"""Bad input and faults that used to give a wrong answer, lose data or say nothing useful
+(issue 15). Each test failed before its fix; each uses the real component."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import assets, detect, files, models, mot, report, synth
+from helpers.track import Detections, Tracker
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---------------------------------------------------------------- silently wrong
+
+def test_flipped_boxes_are_refused_with_the_fix_named():
+    with pytest.raises(ValueError, match=r"x2 = x \+ width"):
+        Detections([[100, 50, 30, 80]], [0.9])  # an xywh box passed as xyxy
+
+
+def test_non_finite_detections_do_not_blame_the_postprocess():
+    with pytest.raises(ValueError, match="FP16") as err:
+        Detections([[0, 0, np.nan, 10]], [0.5])
+    assert "division by zero" not in str(err.value)
+
+
+def test_nan_network_outputs_are_an_error_naming_the_runtime(offline):
+    """A broken weights file (one NaN in the first conv) used to come out as '0 detections'."""
+    model = models.pedestrian_detector()
+    with torch.no_grad():
+        model.convs[0].weight[0, 0, 0, 0] = float("nan")
+    detector = detect.Detector(model, runtime="torch")
+    frame = synth.Scene(size=(640, 480), seed=3).frame(0).clean
+    with pytest.raises(detect.NonFiniteOutputs, match=r"runtime .*torch.*precision float32.*NaN or inf"):
+        detector(frame)
+    tracker = Tracker()
+    assert len(tracker.update(Detections())) == 0  # the tracker itself is untouched
+
+
+@pytest.mark.parametrize("row, what", [
+    ("1,1,nan,20,30,40,1,1,1", "bb_left"),
+    ("1,1,10,20,inf,40,1,1,1", "bb_width"),
+    ("nan,1,10,20,30,40,1,1,1", "frame"),
+])
+def test_gt_with_nan_or_inf_names_the_line(tmp_path, row, what):
+    path = tmp_path / "gt.txt"
+    path.write_text("1,1,10,20,30,40,1,1,1\n" + row + "\n")
+    with pytest.raises(ValueError, match=rf"line 2: .*NaN or inf in {what}"):
+        mot.read_gt(path)
+
+
+def test_gt_with_an_absurd_frame_number_is_refused(tmp_path):
+    path = tmp_path / "gt.txt"
+    path.write_text("1e20,1,10,20,30,40,1,1,1\n")
+    with pytest.raises(ValueError, match="line 1: frame number 1e20 is beyond"):
+        mot.read_gt(path)
+
+
+def test_gt_with_a_byte_order_mark_just_works(tmp_path):
+    path = tmp_path / "gt.txt"
+    path.write_bytes(b"\xef\xbb\xbf1,1,10,20,30,40,1,1,1\n2,1,12,20,30,40,1,1,1\n")
+    gt = mot.read_gt(path)
+    assert len(gt) == 2 and gt.frame.tolist() == [0, 1]
+
+
+def test_gt_with_a_cp1252_comment_is_read_and_bad_bytes_elsewhere_named(tmp_path):
+    path = tmp_path / "gt.txt"
+    path.write_bytes("# caméra 1 – exported\n1,1,10,20,30,40,1,1,1\n".encode("cp1252"))
+    assert len(mot.read_gt(path)) == 1
+    path.write_bytes(b"1,1,10,20,30,40,1,1,1\n2,1,1\xe90,20,30,40,1,1,1\n")
+    with pytest.raises(ValueError, match="line 2: not UTF-8"):
+        mot.read_gt(path)
+
+
+def test_names_that_leave_their_folder_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVW_REPORT_DIR", str(tmp_path / "results"))
+    with pytest.raises(ValueError, match="plain file name"):
+        report.record("../../escaped", "cpu", {})
+    assert not (tmp_path / "escaped.json").exists()
+    for bad in ("../../.bashrc", "/etc/passwd", "sub/dir.pt"):
+        with pytest.raises(ValueError, match="leaves its folder"):
+            assets.Asset(name="x", filename=bad, sha256="0" * 64)
+    with pytest.raises(ValueError, match="leaves its folder"):
+        assets.Asset(name="x", filename="ok.pt", sha256="0" * 64, package="p", package_path="../x")
+    report.record("03_ok", "cpu", {"a": 1})  # a plain name still works
+
+
+# ---------------------------------------------------------------- data loss
+
+_FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    sys.path.insert(0, {root!r})
+    from helpers import synth
+    # A 40 kB file-size limit makes every write past it fail with EFBIG, as a full disk
+    # fails with ENOSPC; OpenCV's writer ignores both. SIGXFSZ would kill us instead.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+    try:
+        synth.Scene(size=(320, 240), length=60, seed=9, noise=0.5).write_video({path!r}, fourcc="MJPG")
+    except OSError as exc:
+        print("OSError:", exc)
+        sys.exit(3)
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE stands in for a full disk on Linux")
+def test_a_full_disk_never_replaces_a_good_video(tmp_path):
+    good = tmp_path / "clip.avi"
+    synth.Scene(size=(320, 240), length=60, seed=1).write_video(good, fourcc="MJPG")
+    before = hashlib.sha256(good.read_bytes()).hexdigest()
+    run = subprocess.run([sys.executable, "-c", _FULL_DISK.format(root=str(ROOT), path=str(good))],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "of the 60 frames written" in run.stdout and "full disk" in run.stdout
+    assert hashlib.sha256(good.read_bytes()).hexdigest() == before  # the old file is kept
+    assert [p.name for p in tmp_path.iterdir()] == ["clip.avi"]  # no temporary left behind
+
+
+def test_stale_temporaries_of_killed_writes_are_swept(tmp_path):
+    target = tmp_path / "results.json"
+    stale = tmp_path / ".results.json.abc123.tmp"
+    fresh = tmp_path / ".results.json.def456.tmp"  # perhaps a write in progress right now
+    other = tmp_path / ".other.json.zzz.tmp"
+    for p in (stale, fresh, other):
+        p.write_text("half")
+    old = time.time() - 2 * files.STALE_AFTER_S
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    files.write_text(target, "{}")
+    assert not stale.exists() and fresh.exists() and other.exists()
+    assert target.read_text() == "{}"
+
+
+# ---------------------------------------------------------------- hang
+
+def test_a_long_soak_source_plans_lazily():
+    scene = synth.Scene(size=(320, 240), length=1_000_000, seed=5)
+    assert scene._planned == 0  # no object is planned until a frame asks for it
+    scene.frame(0)
+    assert 0 < scene._planned < len(scene._t0) / 10  # one chunk of objects, of 23,000
+    # The ids don't depend on the order frames are asked in.
+    other = synth.Scene(size=(320, 240), length=1_000_000, seed=5)
+    order = (3000, 0, 1500)
+    mine = {i: scene.frame(i).gt.track_id.tolist() for i in order}
+    theirs = {i: other.frame(i).gt.track_id.tolist() for i in reversed(order)}
+    assert mine == theirs and any(mine.values())
+
+
+# ---------------------------------------------------------------- unclear errors
+
+def test_a_detector_without_its_label_map_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("EVW_CACHE_DIR", str(tmp_path))
+    shutil.copy(assets.resolve(models.SYNTH_DETECTOR_NAME), tmp_path / "ssdlite_mobilenet_v2_synth.pt")
+    assert assets.resolve(models.SYNTH_DETECTOR_NAME).parent == tmp_path
+    with pytest.raises(FileNotFoundError, match="without its label map"):
+        models.synth_detector()
+
+
+def test_a_text_file_as_super_resolution_weights(tmp_path):
+    from helpers import filters
+
+    text = tmp_path / "espcn_x2.pt"
+    text.write_text("hello, these are not weights\n")
+    with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
+        filters.super_resolution(2, weights=text)
