@@ -166,3 +166,25 @@ def test_reference_records_where_it_came_from(ref):
     manifest = json.loads((REFERENCE.parents[1] / "manifest.json").read_text())
     assert info["graph_sha256"] == manifest["assets"][models.PEDESTRIAN_DETECTOR_NAME]["sha256"]
     assert len(ref["frame_indices"]) >= 20
+
+
+def test_tiled_inference_on_a_mosaic_finds_what_each_frame_holds(model, frames):
+    """Four real frames side by side (1536x1152): shrunk to 300x300 whole, the people are a
+    quarter of their size and many are missed; tiled 2x2 without overlap, each tile is exactly
+    one frame again, so the tiled result is the four frames' own detections, moved."""
+    detector = detect.Detector(model)
+    quad = frames[4:8]
+    mosaic = np.vstack([np.hstack(quad[:2]), np.hstack(quad[2:])])
+    h, w = quad[0].shape[:2]
+    own = [detector(f, score_thresh=0.5) for f in quad]
+    expected = np.concatenate([d.boxes + [x, y, x, y] for d, (x, y) in
+                               zip(own, [(0, 0), (w, 0), (0, h), (w, h)])])
+    tiled = detect.Tiled(detector, grid=(2, 2), overlap=0.0, full_frame=False)
+    assert tiled.tiles(2 * w, 2 * h) == [(0, 0, w, h), (w, 0, 2 * w, h), (0, h, w, 2 * h), (w, h, 2 * w, 2 * h)]
+    got = tiled(mosaic, score_thresh=0.5)
+    order = lambda b: b[np.lexsort(b.T[::-1])]  # noqa: E731
+    np.testing.assert_allclose(order(got.boxes), order(expected), atol=1e-3)
+    whole = detector(mosaic, score_thresh=0.5)
+    assert len(whole) < len(got), "the whole mosaic at 300x300 should miss people the tiles find"
+    assert detect.Tiled(detector).grid_for(768, 576) == (1, 1)
+    assert detect.Tiled(detector).grid_for(1920, 1080) == (3, 2)
