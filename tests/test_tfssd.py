@@ -188,3 +188,18 @@ def test_tiled_inference_on_a_mosaic_finds_what_each_frame_holds(model, frames):
     assert len(whole) < len(got), "the whole mosaic at 300x300 should miss people the tiles find"
     assert detect.Tiled(detector).grid_for(768, 576) == (1, 1)
     assert detect.Tiled(detector).grid_for(1920, 1080) == (3, 2)
+
+
+def test_raw_outputs_match_tensorflow_on_every_reference_frame(model, frames, ref):
+    """Our preprocessing and network together, frame by frame, against TF's raw tensors."""
+    spec = model.spec
+    pre = Preprocessor(size=spec.input_size, letterbox=False, mean=spec.mean, std=spec.std,
+                       backend="torch", resize=spec.resize)
+    for r, n in enumerate(ref["raw_frames"]):
+        with torch.no_grad():
+            boxes, logits = model(pre(frames[int(n)])[0])
+        np.testing.assert_allclose(boxes[0].numpy(), ref["raw_box_encodings"][r], rtol=0, atol=5e-3,
+                                   err_msg=f"frame {n}")
+        np.testing.assert_allclose(torch.sigmoid(logits[0]).numpy(),
+                                   1 / (1 + np.exp(-ref["raw_class_logits"][r])), rtol=0, atol=1e-3,
+                                   err_msg=f"frame {n}")
