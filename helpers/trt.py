@@ -41,8 +41,9 @@ def available() -> str:
     try:
         import tensorrt  # noqa: F401
     except Exception as exc:
-        return (f"import tensorrt failed ({type(exc).__name__}: {exc}). TensorRT comes with JetPack "
-                "or from NVIDIA's pip index (pip install tensorrt); PyPI's default index has only a stub")
+        return (f"import tensorrt failed ({type(exc).__name__}: {exc}). On a Jetson it comes with JetPack "
+                "(python3-libnvinfer); elsewhere, with internet, `pip install tensorrt-cu12` (or -cu13, to "
+                "match torch's CUDA) installs it from NVIDIA's index, which PyPI's package points to")
     import torch
 
     if not torch.cuda.is_available():
@@ -61,11 +62,12 @@ class EngineKey:
     tensorrt: str  # version
     max_batch: int = 1
     profile: str = ""  # explicit optimization-profile shapes, when the model has more than a dynamic batch
+    build: str = ""  # the build settings: workspace, typing mode, precision flags, the profile used
 
     @classmethod
     def for_model(cls, onnx_path, precision: str, max_batch: int = 1, gpu: str | None = None,
                   compute_capability: str | None = None, tensorrt_version: str | None = None,
-                  profile: str = "") -> EngineKey:
+                  profile: str = "", build: str = "") -> EngineKey:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; found {precision!r}.")
         if gpu is None or compute_capability is None:
@@ -80,7 +82,7 @@ class EngineKey:
         from .assets import sha256sum
 
         return cls(sha256sum(Path(onnx_path)), precision, gpu, compute_capability, tensorrt_version, int(max_batch),
-                   profile)
+                   profile, build)
 
     @property
     def digest(self) -> str:
@@ -106,6 +108,8 @@ class EngineCache:
         try:
             meta = json.loads(meta_path.read_text())
             data = plan_path.read_bytes()
+            if not (isinstance(meta, dict) and isinstance(meta.get("key"), dict)):
+                raise ValueError(f"expected a JSON object with a 'key', found {type(meta).__name__}")
             if meta.get("key") != asdict(key):
                 changed = [k for k, v in asdict(key).items() if meta.get("key", {}).get(k) != v]
                 problem = f"it was built for a different {', '.join(changed)}"
@@ -113,7 +117,7 @@ class EngineCache:
                 problem = "its bytes do not match the checksum recorded when it was written (corrupt)"
         except FileNotFoundError as exc:
             problem = f"{Path(exc.filename).name} is missing (an interrupted write?)"
-        except (json.JSONDecodeError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
             problem = f"its sidecar could not be read ({exc})"
         if problem:
             warnings.warn(f"TensorRT engine cache: {plan_path.name} is stale or corrupt ({problem}); "
@@ -155,10 +159,9 @@ def check_qdq(onnx_path) -> None:
     uint8), and DequantizeLinear may read only int8 (no int32 biases). ONNX Runtime's CPU
     recipe (uint8 activations with zero points, int32 biases) would fail deep in the parser."""
     import numpy as np
-    import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    model = _load_onnx(onnx_path)
     consts = {t.name: t for t in model.graph.initializer}
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output:
@@ -188,6 +191,21 @@ def check_qdq(onnx_path) -> None:
                          "only: quantize with helpers.export.quantize_int8(..., target='tensorrt').")
 
 
+def _load_onnx(onnx_path):
+    """The ONNX model, or a ValueError that says the file is not one (not protobuf's DecodeError)."""
+    import onnx
+
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX model not found: {path}. Export it with helpers.export.export_onnx.")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # google.protobuf.message.DecodeError, truncated files, ...
+        raise ValueError(f"{path} is not a readable ONNX model ({type(exc).__name__}: {exc}). It is "
+                         "corrupt or truncated: delete it and export again with "
+                         "helpers.export.export_onnx.") from None
+
+
 def profile_text(shapes: dict | None) -> str:
     """The cache key's text for explicit profile shapes: {input: (min, opt, max)}."""
     if not shapes:
@@ -206,14 +224,19 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     the batch, e.g. an image filter's height and width: TensorRT tunes its kernels for ``opt``
     and accepts anything between ``min`` and ``max``. Default: a batch-only profile,
     1 .. ``max_batch``."""
-    import tensorrt as trt
-
     onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise FileNotFoundError(f"ONNX model not found: {onnx_path}. Export it with helpers.export.export_onnx.")
+    _load_onnx(onnx_path)  # a clear error for a missing or corrupt file, before TensorRT's parser
     if precision == "int8":
         check_qdq(onnx_path)
-    key = EngineKey.for_model(onnx_path, precision, max_batch, profile=profile_text(shapes))
+    import tensorrt as trt
+
+    has_fp16_flag = hasattr(trt.BuilderFlag, "FP16")
+    strongly_typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    # QDQ INT8 and FP32 build strongly typed; FP16 needs the (10.x) flag on a weakly typed net.
+    strongly_typed = strongly_typed_flag is not None and not (precision == "fp16" and has_fp16_flag)
+    fp16_flag = precision == "fp16" and has_fp16_flag
+    key = EngineKey.for_model(onnx_path, precision, max_batch, profile=profile_text(shapes),
+                              build=build_text(workspace_gb, strongly_typed, fp16_flag, max_batch, shapes))
     cache = EngineCache(cache_dir)
     plan = cache.load(key, onnx_path.stem)
     if plan is not None:
@@ -222,10 +245,6 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
 
     logger = trt.Logger(trt.Logger.INFO if verbose else trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    has_fp16_flag = hasattr(trt.BuilderFlag, "FP16")
-    strongly_typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    # QDQ INT8 and FP32 build strongly typed; FP16 needs the (10.x) flag on a weakly typed net.
-    strongly_typed = strongly_typed_flag is not None and not (precision == "fp16" and has_fp16_flag)
     flags = (1 << int(strongly_typed_flag)) if strongly_typed else 0
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
@@ -233,8 +252,9 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
         raise ValueError(f"TensorRT could not parse {onnx_path.name}: {_parse_errors(parser)}. "
                          "An unsupported op needs another export (opset) or a plugin.")
     if precision == "fp16" and not has_fp16_flag:
-        dtypes = {network.get_input(i).dtype for i in range(network.num_inputs)}
-        if trt.DataType.HALF not in dtypes:
+        # Strongly typed: FP16 must be in the model. NVIDIA's migration path (ModelOpt AutoCast)
+        # keeps FP32 inputs and outputs and casts inside, so look at every tensor, not the inputs.
+        if not _has_half_tensor(network, trt):
             raise ValueError("this TensorRT is strongly typed only (no BuilderFlag.FP16): FP16 must come from "
                              "the model itself. Export an FP16 ONNX (model.half() with a half example) and build "
                              "that with precision='fp16'.")
@@ -242,7 +262,7 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the engine inspector
-    if precision == "fp16" and has_fp16_flag:
+    if fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
@@ -288,23 +308,69 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
                   "strongly_typed": strongly_typed, "path": str(path)}
 
 
+def build_text(workspace_gb: float, strongly_typed: bool, fp16_flag: bool, max_batch: int,
+               shapes: dict | None) -> str:
+    """Every build setting that changes the plan, as the cache key's text: a changed setting
+    never reuses an old engine."""
+    profile = profile_text(shapes) or f"batch:1/{max(1, max_batch // 2)}/{max_batch}"
+    return (f"workspace={float(workspace_gb):g}GiB;typing={'strong' if strongly_typed else 'weak'};"
+            f"flags={'FP16' if fp16_flag else '-'};profile={profile}")
+
+
+def _has_half_tensor(network, trt) -> bool:
+    tensors = [network.get_input(i) for i in range(network.num_inputs)]
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        tensors += [layer.get_output(j) for j in range(layer.num_outputs)]
+    return any(t is not None and t.dtype == trt.DataType.HALF for t in tensors)
+
+
+# The inspector's words for a tensor's type. Without an execution context TensorRT writes
+# "Half" or "Int8"; with one, "Row major linear FP16 format" or "Channel major FP16 format
+# where channel % 8 == 0". The field was "Format/Datatype" in 10.x and is named otherwise in
+# 11.x, so every text field of a binding is searched.
+_PRECISION_WORDS = {"fp32": "fp32", "float": "fp32", "fp16": "fp16", "half": "fp16", "bf16": "bf16",
+                    "int8": "int8", "fp8": "fp8", "int32": "int32", "int64": "int64", "bool": "bool",
+                    "uint8": "uint8", "int4": "int4", "fp4": "fp4"}
+
+
+def binding_precision(binding) -> str:
+    """The precision of one inspector binding (a layer input or output), or "?"."""
+    import re
+
+    texts = [binding] if isinstance(binding, str) else [
+        str(v) for k, v in (binding.items() if isinstance(binding, dict) else [])
+        if isinstance(v, str) and any(w in k.lower() for w in ("type", "format"))]
+    for text in texts:
+        for word in re.findall(r"[A-Za-z]+\d*", text):
+            if word.lower() in _PRECISION_WORDS:
+                return _PRECISION_WORDS[word.lower()]
+    return "?"
+
+
 def _device_memory(engine) -> int:
     size = getattr(engine, "device_memory_size_v2", None)
     return int(size if size is not None else engine.device_memory_size)
 
 
-def engine_summary(engine) -> dict:
-    """Layers and their precisions through the engine inspector, I/O tensors, device memory."""
+def engine_summary(engine, context=None) -> dict:
+    """Layers and their output precisions through the engine inspector, I/O tensors, device
+    memory. ``context``: an execution context with its input shapes set (e.g. at the opt
+    shape); attached to the inspector, it makes TensorRT report full formats for dynamic shapes.
+    Layers built without ProfilingVerbosity.DETAILED have names only: counted as "?"."""
     import tensorrt as trt
 
-    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-    layers = info.get("Layers", [])
+    inspector = engine.create_engine_inspector()
+    if context is not None:
+        inspector.execution_context = context
+    info = json.loads(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+    layers = info.get("Layers", []) if isinstance(info, dict) else []
     precisions = {}
     for layer in layers:
-        if isinstance(layer, dict):
-            for out in layer.get("Outputs", []):
-                fmt = str(out.get("Format/Datatype", "?")).split()[-1] if isinstance(out, dict) else "?"
-                precisions[fmt] = precisions.get(fmt, 0) + 1
+        outputs = layer.get("Outputs", []) if isinstance(layer, dict) else [None]
+        for out in outputs or [None]:
+            p = binding_precision(out) if out is not None else "?"
+            precisions[p] = precisions.get(p, 0) + 1
     io = [(engine.get_tensor_name(i), str(engine.get_tensor_mode(engine.get_tensor_name(i))).split(".")[-1],
            str(engine.get_tensor_dtype(engine.get_tensor_name(i))).split(".")[-1],
            tuple(engine.get_tensor_shape(engine.get_tensor_name(i)))) for i in range(engine.num_io_tensors)]
@@ -338,7 +404,15 @@ class TensorRT:
             raise RuntimeError("TensorRT could not deserialize the engine: it is corrupt or was built by another "
                                "TensorRT version or for another GPU. Delete the .engine and .json files and call "
                                "build_engine again.")
+        self.device_memory_bytes = _device_memory(self.engine)
         self.context = self.engine.create_execution_context()
+        if self.context is None:
+            free, total = torch.cuda.mem_get_info(self.device)
+            raise RuntimeError(f"TensorRT could not create an execution context: it needs "
+                               f"{self.device_memory_bytes / 2**20:,.0f} MiB of device memory for activations "
+                               f"(the largest of its optimization profiles) and {free / 2**20:,.0f} MiB of "
+                               f"{total / 2**20:,.0f} MiB are free. Close other engines or contexts, or rebuild "
+                               "with a narrower profile (smaller max shapes).")
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
@@ -407,4 +481,5 @@ class TensorRT:
         self.close()
 
     def __repr__(self) -> str:
-        return f"TensorRT({self.name!r}, device={str(self.device)!r})"
+        mib = getattr(self, "device_memory_bytes", 0) / 2**20
+        return f"TensorRT({self.name!r}, device={str(self.device)!r}, context memory {mib:,.0f} MiB)"

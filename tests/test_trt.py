@@ -19,7 +19,8 @@ def key(**changes):
 def test_key_changes_with_every_field():
     base = key().digest
     for change in ({"onnx_sha256": "cd" * 32}, {"precision": "fp16"}, {"gpu": "RTX 4090"},
-                   {"compute_capability": "8.9"}, {"tensorrt": "11.0.0"}, {"max_batch": 8}):
+                   {"compute_capability": "8.9"}, {"tensorrt": "11.0.0"}, {"max_batch": 8},
+                   {"build": trt.build_text(2.0, True, False, 1, None)}):
         assert key(**change).digest != base, change
 
 
@@ -92,3 +93,47 @@ def test_engine_builds_runs_and_caches(tmp_path):
     with trt.TensorRT(plan) as rt:
         out, = rt.run(x)
     torch.testing.assert_close(out, model.cuda()(x), atol=1e-3, rtol=1e-3)
+
+
+def test_build_settings_are_part_of_the_key():
+    """A changed workspace, typing mode, FP16 flag or profile never reuses an old plan."""
+    base = trt.build_text(1.0, True, False, 4, None)
+    variants = [trt.build_text(2.0, True, False, 4, None), trt.build_text(1.0, False, False, 4, None),
+                trt.build_text(1.0, False, True, 4, None), trt.build_text(1.0, True, False, 8, None),
+                trt.build_text(1.0, True, False, 4, {"images": ((1, 3, 300, 300),) * 3})]
+    assert len({base, *variants}) == 6
+    assert "workspace=1GiB" in base and "typing=strong" in base and "profile=batch:1/2/4" in base
+
+
+@pytest.mark.parametrize("sidecar", ["[1, 2, 3]", '"a string"', '{"no_key": 1}', "{not json"])
+def test_a_corrupt_sidecar_takes_the_rebuild_path(tmp_path, sidecar):
+    cache = trt.EngineCache(tmp_path)
+    plan_path, meta_path = cache.paths(key(), "det")
+    cache.store(key(), b"plan", "det")
+    meta_path.write_text(sidecar)
+    with pytest.warns(RuntimeWarning, match="stale or corrupt"):
+        assert cache.load(key(), "det") is None
+    assert not plan_path.exists() and not meta_path.exists()
+    cache.store(key(), b"plan", "det")  # and the rebuild can be stored again
+    assert cache.load(key(), "det") == b"plan"
+
+
+def test_a_corrupt_onnx_file_is_named_not_a_protobuf_error(tmp_path):
+    bad = tmp_path / "det_int8.onnx"
+    bad.write_bytes(b"\x08\x07\x12\xff\xff garbage" * 20)
+    with pytest.raises(ValueError, match="not a readable ONNX model.*export again"):
+        trt.check_qdq(bad)
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        trt.build_engine(bad, precision="fp32", cache_dir=tmp_path / "engines")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Half", "fp16"), ("Int8", "int8"), ("Float", "fp32"),                       # no context attached
+    ("Row major linear FP16 format", "fp16"),                                   # 10.x with a context
+    ("Channel major FP16 format where channel % 8 == 0", "fp16"),
+    ("Row major linear FP32", "fp32"), ("Four wide channel vectorized row major Int8 format", "int8"),
+])
+def test_inspector_precision_is_read_from_the_words_not_the_last_one(text, expected):
+    assert trt.binding_precision({"Name": "x", "Format/Datatype": text}) == expected
+    assert trt.binding_precision({"Name": "x", "Datatype": text}) == expected  # a renamed field
+    assert trt.binding_precision({"Name": "Half-res branch"}) == "?"  # names are not types
