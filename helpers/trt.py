@@ -11,7 +11,8 @@ Written to the TensorRT Python API of both 10.x (JetPack 6 ships 10.3) and 11.x,
 - ``engine.device_memory_size_v2`` where present (10.1+), else ``device_memory_size``.
 
 The engine cache is plain Python, testable without TensorRT: the key is the ONNX file's
-sha256, the precision, the GPU's name and compute capability and the TensorRT version; the
+sha256, the precision, the GPU's name and compute capability, the TensorRT version and every
+build setting (workspace, typing mode, precision flags, profile shapes); the
 plan and a JSON sidecar (with the plan's own sha256) are written atomically; a plan whose
 sidecar is missing, disagrees or whose bytes fail their checksum is deleted and rebuilt,
 with a message saying why.
