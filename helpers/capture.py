@@ -6,7 +6,12 @@
 
 URIs (jetson-inference ``videoSource`` style), each with its kind and default policy:
 
-- camera, "latest": ``0``, ``"0"``, ``"/dev/video0"`` (V4L2 on Linux)
+- camera, "latest": ``0``, ``"0"``, ``"/dev/video0"`` (V4L2 on Linux);
+  ``"csi://0"`` (a MIPI CSI camera on a Jetson: nvarguscamerasrc through GStreamer);
+  ``"picam://0"`` (a Raspberry Pi camera: picamera2, else libcamerasrc through GStreamer).
+  Both take ``?size=1280x720&fps=30&flip=rotate-180`` (defaults 1280x720 at 30 fps, no flip;
+  flip is one of ``FLIPS`` or nvvidconv's number 0-7); picam:// also
+  ``backend=picamera2|gstreamer`` (default: picamera2 when importable)
 - file, "all": ``"clip.mp4"``, ``"file:///data/clip.avi"``
 - stream, "latest": ``"rtsp://…"``, ``"http://…"``, ``"https://…"`` (FFmpeg)
 - images, "all": ``"frames/"``, ``"frames/*.png"``, ``"photo.jpg"`` (natural sort order)
@@ -30,6 +35,8 @@ import math
 import os
 import queue
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,6 +44,7 @@ import time
 import urllib.parse
 import warnings
 import weakref
+from fractions import Fraction
 from pathlib import Path
 from typing import NamedTuple
 
@@ -63,6 +71,47 @@ def _parse_flag(text):
         return False
     raise ValueError(f"expected 0 or 1; found {text!r}.")
 
+
+# Index = nvvidconv's flip-method number; the names are jetson-inference's --input-flip.
+FLIPS = ("none", "counterclockwise", "rotate-180", "clockwise", "horizontal",
+         "upper-right-diagonal", "vertical", "upper-left-diagonal")
+# GStreamer's videoflip spells two of them differently.
+_VIDEOFLIP = {"horizontal": "horizontal-flip", "vertical": "vertical-flip"}
+
+
+def _parse_flip(text):
+    name = str(text).strip().lower()
+    if name.isdigit() and int(name) < len(FLIPS):
+        return FLIPS[int(name)]
+    if name in FLIPS:
+        return name
+    raise ValueError(f"flip must be one of {', '.join(FLIPS)} (or nvvidconv's 0-7); found {text!r}.")
+
+
+def _parse_fps(text):
+    fps = float(text)
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be > 0; found {text!r}.")
+    return fps
+
+
+PICAM_BACKENDS = ("picamera2", "gstreamer")
+
+
+def _parse_picam_backend(text):
+    if text in PICAM_BACKENDS:
+        return text
+    raise ValueError(f"backend must be one of {', '.join(PICAM_BACKENDS)}; found {text!r}.")
+
+
+# csi:// and picam:// query keys: (parser, default). 1280x720 at 30 fps is a mode every
+# Jetson and Raspberry Pi camera module has (IMX219, IMX477, IMX708, OV5647).
+CAMERA_KEYS = {
+    "csi": {"size": (_parse_size, (1280, 720)), "fps": (_parse_fps, 30.0), "flip": (_parse_flip, "none")},
+    "picam": {"size": (_parse_size, (1280, 720)), "fps": (_parse_fps, 30.0), "flip": (_parse_flip, "none"),
+              "backend": (_parse_picam_backend, None)},
+}
+CAMERA_SCHEMES = tuple(CAMERA_KEYS)
 
 SYNTHETIC_KEYS = {  # key: (parser, default); defaults match helpers.synth.Scene
     "size": (_parse_size, (640, 480)),
@@ -120,13 +169,15 @@ def _classify(uri):
     scheme = urllib.parse.urlsplit(text).scheme.lower() if "://" in text else ""
     if scheme == "synthetic":
         return "synthetic", text
+    if scheme in CAMERA_SCHEMES:
+        return "camera", text
     if scheme in STREAM_SCHEMES:
         return "stream", text
     if scheme == "file":
         text = urllib.parse.unquote(urllib.parse.urlsplit(text).path)
     elif scheme:
         raise ValueError(f"unknown source scheme {scheme!r} in {uri!r}; expected a camera "
-                         f"(0, /dev/video0), a file path or file://, "
+                         f"(0, /dev/video0, csi://0, picam://0), a file path or file://, "
                          f"{', '.join(s + '://' for s in STREAM_SCHEMES)} or synthetic://.")
     if any(c in text for c in "*?["):
         paths = sorted((p for p in glob.glob(text) if os.path.isfile(p)), key=_natural_key)
@@ -170,34 +221,208 @@ def _asset_hint(path: str) -> str:
     return ""
 
 
+def _query_params(uri, what: str, keys: dict, size, fps, example: str) -> dict:
+    """The ?key=value options of ``uri`` over ``keys``' defaults; size=/fps= arguments count
+    too, and saying one thing twice in two ways is an error."""
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query, keep_blank_values=True,
+                                  strict_parsing=False)
+    unknown = sorted(set(query) - set(keys))
+    if unknown:
+        raise ValueError(f"{what} {uri!r}: unknown query key(s) {', '.join(unknown)}; "
+                         f"known keys: {', '.join(keys)} (e.g. {example}).")
+    params = {k: default for k, (_, default) in keys.items()}
+    for key, given in (("size", size), ("fps", fps)):
+        if given is not None:
+            params[key] = tuple(int(v) for v in given) if key == "size" else float(given)
+    for key, values in query.items():
+        parse = keys[key][0]
+        try:
+            value = parse(values[-1])
+        except ValueError as exc:
+            raise ValueError(f"{what} {uri!r}: bad value for {key}: {exc}") from None
+        kwarg = {"size": size, "fps": fps}.get(key)
+        if kwarg is not None and params[key] != value:
+            raise ValueError(f"{what} {uri!r} says {key}={values[-1]} but {key}={kwarg} "
+                             f"was also passed; give it in one place.")
+        params[key] = value
+    return params
+
+
 def _synthetic_params(uri, size, fps):
     parts = urllib.parse.urlsplit(uri)
     if parts.netloc or parts.path not in ("", "/"):
         raise ValueError(f"synthetic source {uri!r}: expected synthetic://?key=value&…; found "
                          f"{parts.netloc + parts.path!r} before the '?'. Known keys: "
                          f"{', '.join(SYNTHETIC_KEYS)}.")
-    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True, strict_parsing=False)
-    unknown = sorted(set(query) - set(SYNTHETIC_KEYS))
-    if unknown:
-        raise ValueError(f"synthetic source {uri!r}: unknown query key(s) {', '.join(unknown)}; "
-                         f"known keys: {', '.join(SYNTHETIC_KEYS)} "
-                         f"(e.g. synthetic://?size=640x480&fps=30&noise=0.3&seed=1).")
-    params = {k: default for k, (_, default) in SYNTHETIC_KEYS.items()}
-    for key, given in (("size", size), ("fps", fps)):
-        if given is not None:
-            params[key] = tuple(int(v) for v in given) if key == "size" else float(given)
-    for key, values in query.items():
-        parse = SYNTHETIC_KEYS[key][0]
-        try:
-            value = parse(values[-1])
-        except ValueError as exc:
-            raise ValueError(f"synthetic source {uri!r}: bad value for {key}: {exc}") from None
-        kwarg = {"size": size, "fps": fps}.get(key)
-        if kwarg is not None and params[key] != value:
-            raise ValueError(f"synthetic source {uri!r} says {key}={values[-1]} but {key}={kwarg} "
-                             f"was also passed; give it in one place.")
-        params[key] = value
-    return params
+    return _query_params(uri, "synthetic source", SYNTHETIC_KEYS, size, fps,
+                         "synthetic://?size=640x480&fps=30&noise=0.3&seed=1")
+
+
+# ---------------------------------------------------------------- csi:// and picam://
+
+
+class CameraURI(NamedTuple):
+    """A parsed csi:// or picam:// URI (``parse_camera_uri``)."""
+    scheme: str  # "csi" or "picam"
+    index: int  # sensor-id (csi) or camera number (picam)
+    size: tuple  # (width, height) asked of the sensor
+    fps: float
+    flip: str  # one of FLIPS
+    backend: str | None = None  # picam: "picamera2", "gstreamer" or None (choose)
+
+    @property
+    def uri(self) -> str:
+        return f"{self.scheme}://{self.index}"
+
+
+def parse_camera_uri(uri: str, size=None, fps=None) -> CameraURI:
+    """``csi://N`` or ``picam://N`` with ``?size=WxH&fps=F&flip=NAME`` (and picam's
+    ``backend=``); ``size``/``fps`` are VideoSource's arguments, which count as the query."""
+    parts = urllib.parse.urlsplit(str(uri).strip())
+    scheme = parts.scheme.lower()
+    if scheme not in CAMERA_KEYS:
+        raise ValueError(f"{uri!r} is not a camera URI; expected {' or '.join(s + '://N' for s in CAMERA_SCHEMES)}.")
+    number = parts.netloc or parts.path.strip("/") or "0"
+    if not number.isdigit() or (parts.netloc and parts.path.strip("/")):
+        raise ValueError(f"camera {uri!r}: expected {scheme}://N with N the camera number (0 for "
+                         f"the first), then ?key=value options; found {parts.netloc + parts.path!r}.")
+    keys = CAMERA_KEYS[scheme]
+    p = _query_params(uri, "camera", keys, size, fps, f"{scheme}://0?size=1280x720&fps=30&flip=rotate-180")
+    return CameraURI(scheme, int(number), p["size"], p["fps"], p["flip"], p.get("backend"))
+
+
+def _gst_fraction(fps: float) -> str:
+    """30 -> "30/1"; 29.97 -> "30000/1001" (NTSC rates, as cameras state them)."""
+    ntsc = fps * 1.001
+    if abs(ntsc - round(ntsc)) < 1e-3 and abs(fps - round(fps)) > 1e-3:
+        return f"{round(ntsc) * 1000}/1001"
+    rate = Fraction(fps).limit_denominator(1000)
+    return f"{rate.numerator}/{rate.denominator}"
+
+
+def csi_pipeline(cam: CameraURI) -> str:
+    """The GStreamer pipeline OpenCV opens for ``csi://N`` on a Jetson.
+
+    nvarguscamerasrc delivers NV12 in NVMM (device) memory at the sensor mode nearest the
+    size and rate; nvvidconv flips it and copies it to system memory as BGRx; videoconvert
+    drops the x. The appsink keeps only the newest frame (``drop=1 max-buffers=1``): a reader
+    that falls behind gets a fresh frame, not a stale queue.
+    """
+    w, h = cam.size
+    flip = FLIPS.index(cam.flip)
+    return (f"nvarguscamerasrc sensor-id={cam.index} ! "
+            f"video/x-raw(memory:NVMM),width={w},height={h},format=NV12,framerate={_gst_fraction(cam.fps)} ! "
+            f"nvvidconv{f' flip-method={flip}' if flip else ''} ! video/x-raw,format=BGRx ! "
+            f"videoconvert ! video/x-raw,format=BGR ! appsink drop=1 max-buffers=1")
+
+
+def libcamera_pipeline(cam: CameraURI) -> str:
+    """The GStreamer pipeline OpenCV opens for ``picam://0`` when picamera2 is not used.
+
+    libcamerasrc (package gstreamer1.0-libcamera) opens the first camera libcamera lists; a
+    flip is a videoflip after the conversion to BGR.
+    """
+    w, h = cam.size
+    flip = "" if cam.flip == "none" else f" ! videoflip method={_VIDEOFLIP.get(cam.flip, cam.flip)}"
+    return (f"libcamerasrc ! video/x-raw,width={w},height={h},framerate={_gst_fraction(cam.fps)} ! "
+            f"videoconvert ! video/x-raw,format=BGR{flip} ! appsink drop=1 max-buffers=1")
+
+
+def _gstreamer_in_build(info: str) -> bool | None:
+    """Whether cv2.getBuildInformation() text lists GStreamer support (None: no such line)."""
+    m = re.search(r"^\s*GStreamer:\s*(\S+)", info, re.MULTILINE)
+    return None if m is None else m[1].upper() != "NO"
+
+
+def gstreamer_problem() -> str:
+    """Why this OpenCV cannot open GStreamer pipelines ('' when it can)."""
+    try:
+        found = _gstreamer_in_build(cv2.getBuildInformation())
+    except Exception as exc:  # a stripped build without the function
+        return f"cv2.getBuildInformation() failed ({type(exc).__name__}: {exc})"
+    if found:
+        return ""
+    line = "says 'GStreamer: NO'" if found is False else "lists no GStreamer"
+    return (f"this OpenCV {cv2.__version__} ({os.path.dirname(cv2.__file__)}) was built without "
+            f"GStreamer (cv2.getBuildInformation() {line}; pip's opencv-python wheels never have it)")
+
+
+def gst_element_problem(element: str, timeout: float = 10.0) -> str | None:
+    """'' if GStreamer has ``element``, why not if it lacks it, None if it cannot be told
+    (no gst-inspect-1.0 here, or it hung)."""
+    exe = shutil.which("gst-inspect-1.0")
+    if exe is None:
+        return None
+    try:
+        done = subprocess.run([exe, element], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return "" if done.returncode == 0 else f"GStreamer has no {element} element (`gst-inspect-1.0 {element}` fails)"
+
+
+def _picamera2_problem() -> str:
+    """Why picamera2 cannot be imported here ('' when it is installed; the import itself, which
+    loads libcamera, happens when a camera opens)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("picamera2") is not None
+    except (ImportError, ValueError) as exc:
+        return f"picamera2 cannot be found ({type(exc).__name__}: {exc})"
+    return "" if found else f"picamera2 is not importable from {sys.executable}"
+
+
+_JETSON_OPENCV = ("Use JetPack's OpenCV, which has GStreamer (package nvidia-opencv, part of "
+                  "`sudo apt install nvidia-jetpack`): make the venv with `python3 -m venv "
+                  "--system-site-packages` and `pip uninstall opencv-python opencv-python-headless` "
+                  "in it, so that `import cv2` finds the system build.")
+_PI_PICAMERA2 = ("Install picamera2 from Raspberry Pi OS: `sudo apt install python3-picamera2` (pip's "
+                 "picamera2 needs the system libcamera), and make the venv with `python3 -m venv "
+                 "--system-site-packages` so that it can import it.")
+_PI_GSTREAMER = ("Or, for the GStreamer path, `sudo apt install python3-opencv gstreamer1.0-libcamera` "
+                 "and `pip uninstall opencv-python opencv-python-headless` in that venv.")
+
+
+def camera_plan(uri, size=None, fps=None) -> tuple[CameraURI, str, str]:
+    """How VideoSource opens a csi:// or picam:// camera here, before it tries.
+
+    Returns (camera, backend, problem): backend "gstreamer" or "picamera2"; problem is '' when
+    nothing is known to be missing, else what is missing and what to install. Whether a sensor
+    is actually attached shows only when it is opened (``env.probe()`` does that).
+    """
+    cam = parse_camera_uri(uri, size, fps)
+    if cam.scheme == "csi":
+        why = gstreamer_problem()
+        if why:
+            return cam, "gstreamer", f"{cam.uri} needs OpenCV with GStreamer: {why}. {_JETSON_OPENCV}"
+        missing = gst_element_problem("nvarguscamerasrc")
+        if missing:
+            return cam, "gstreamer", (f"{cam.uri} needs NVIDIA's camera stack: {missing}. csi:// is "
+                                      f"for Jetson (JetPack's nvidia-l4t-gstreamer provides it); on a "
+                                      f"Raspberry Pi use picam://{cam.index}, elsewhere /dev/video0.")
+        return cam, "gstreamer", ""
+    no_picamera2 = _picamera2_problem()
+    if cam.backend == "picamera2" or (cam.backend is None and not no_picamera2):
+        return cam, "picamera2", (f"{cam.uri} with backend=picamera2: {no_picamera2}. {_PI_PICAMERA2}"
+                                  if no_picamera2 else "")
+    problems = [no_picamera2] if cam.backend is None else []
+    why = gstreamer_problem()
+    if why:
+        problems.append(why)
+    else:
+        missing = gst_element_problem("libcamerasrc")
+        if missing:
+            problems.append(f"{missing}; `sudo apt install gstreamer1.0-libcamera` provides it")
+        elif cam.index != 0:
+            problems.append(f"libcamerasrc opens the first camera only (it selects others by "
+                            f"libcamera name, not number), so picam://{cam.index} needs picamera2")
+    if problems:
+        needs = ("with backend=gstreamer needs OpenCV with GStreamer and libcamerasrc" if cam.backend
+                 else "needs picamera2, or OpenCV with GStreamer and libcamerasrc")
+        return cam, "gstreamer", (f"{cam.uri} {needs}; here {'; and '.join(problems)}. "
+                                  f"{_PI_PICAMERA2} {_PI_GSTREAMER}")
+    return cam, "gstreamer", ""
 
 
 # ---------------------------------------------------------------- readers
@@ -296,6 +521,105 @@ class _SyntheticReader:
 
     def release(self):
         pass
+
+
+class _Picamera2Reader:
+    """A Raspberry Pi camera through picamera2. Format "RGB888" is libcamera's name for
+    bytes in B, G, R order, so ``capture_array`` gives OpenCV's BGR with no conversion."""
+
+    TRANSFORMS = {"none": {}, "horizontal": {"hflip": 1}, "vertical": {"vflip": 1},
+                  "rotate-180": {"hflip": 1, "vflip": 1}}
+
+    def __init__(self, cam: CameraURI):
+        if cam.flip not in self.TRANSFORMS:
+            raise ValueError(f"{cam.uri} flip={cam.flip}: picamera2 mirrors in the ISP "
+                             f"({', '.join(self.TRANSFORMS)}) but cannot turn by 90 degrees; use "
+                             f"backend=gstreamer, or cv2.rotate the frames.")
+        try:
+            from picamera2 import Picamera2
+        except Exception as exc:  # ImportError, or a libcamera binding that does not load
+            raise RuntimeError(f"{cam.uri}: import picamera2 failed ({type(exc).__name__}: {exc}). "
+                               f"{_PI_PICAMERA2}") from exc
+        self.fps = cam.fps
+        try:
+            self.camera = Picamera2(cam.index)
+        except Exception as exc:
+            raise RuntimeError(f"could not open {cam.uri} with picamera2 ({type(exc).__name__}: "
+                               f"{exc}). `rpicam-hello --list-cameras` lists the cameras libcamera "
+                               f"sees; check the ribbon cable and close any other program using "
+                               f"the camera (another kernel: capture.close_all() there).") from exc
+        try:
+            kwargs = {"main": {"size": tuple(cam.size), "format": "RGB888"},
+                      "controls": {"FrameDurationLimits": (round(1e6 / cam.fps),) * 2}}
+            if cam.flip != "none":
+                import libcamera
+
+                kwargs["transform"] = libcamera.Transform(**self.TRANSFORMS[cam.flip])
+            config = self.camera.create_video_configuration(**kwargs)
+            self.camera.configure(config)
+            self.camera.start()
+        except Exception as exc:
+            self.camera.close()
+            raise RuntimeError(f"picamera2 could not start {cam.uri} at {cam.size[0]}x{cam.size[1]}, "
+                               f"{cam.fps:g} fps ({type(exc).__name__}: {exc}); `rpicam-hello "
+                               f"--list-cameras` lists the modes it has.") from exc
+        w, h = config["main"]["size"]  # what libcamera agreed to (it may align the width)
+        self.size = (int(w), int(h))
+        if self.size != tuple(cam.size):
+            warnings.warn(f"{cam.uri}: asked for {cam.size[0]}x{cam.size[1]}, it delivers {w}x{h} "
+                          f"(libcamera's nearest; `rpicam-hello --list-cameras` lists the modes).",
+                          stacklevel=4)
+
+    def read(self):
+        image = self.camera.capture_array("main")
+        return np.ascontiguousarray(image[..., :3]), time.monotonic()
+
+    def rewind(self):  # a live camera has no start to go back to
+        pass
+
+    def release(self):
+        try:
+            self.camera.stop()
+        finally:
+            self.camera.close()
+
+
+def _open_gstreamer_camera(cam: CameraURI, pipeline: str):
+    def open_capture():
+        cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)
+        if not cap.isOpened():
+            cap.release()
+            if cam.scheme == "csi":
+                fixes = (f"Try it alone: `gst-launch-1.0 nvarguscamerasrc sensor-id={cam.index} "
+                         f"num-buffers=30 ! fakesink`. Check the ribbon cable and the sensor-id; "
+                         f"`sudo systemctl restart nvargus-daemon` after a program crashed holding "
+                         f"the camera")
+            else:
+                fixes = ("Try it alone: `gst-launch-1.0 libcamerasrc num-buffers=30 ! fakesink`; "
+                         "`rpicam-hello --list-cameras` lists the cameras and modes. Check the "
+                         "ribbon cable")
+            raise RuntimeError(f"could not open {cam.uri}: OpenCV's GStreamer backend refused the "
+                               f"pipeline {pipeline!r}. {fixes}; close any other program using the "
+                               f"camera; and ask for a mode the sensor has (now "
+                               f"{cam.size[0]}x{cam.size[1]} at {cam.fps:g} fps).")
+        return cap
+
+    reader = _CaptureReader(open_capture, True, None)
+    cap = reader.cap
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    reader.size = (w, h) if w > 0 and h > 0 else None
+    reader.fps = _positive(cap.get(cv2.CAP_PROP_FPS)) or cam.fps
+    return reader
+
+
+def _open_camera_uri(uri, size, fps):
+    """The reader for csi:// or picam://, or a RuntimeError that says what is missing."""
+    cam, backend, problem = camera_plan(uri, size, fps)
+    if problem:
+        raise RuntimeError(f"cannot open {uri!r}: {problem}")
+    if backend == "picamera2":
+        return _Picamera2Reader(cam)
+    return _open_gstreamer_camera(cam, csi_pipeline(cam) if cam.scheme == "csi" else libcamera_pipeline(cam))
 
 
 # ---------------------------------------------------------------- the reader thread
@@ -436,7 +760,9 @@ class VideoSource:
         self.policy = policy or ("latest" if self.is_live or self.realtime else "all")
         self._frame_count = None
 
-        if kind == "camera":
+        if kind == "camera" and isinstance(target, str):  # csi:// or picam://
+            self._reader = _open_camera_uri(target, size, fps)
+        elif kind == "camera":
             self._reader = _CaptureReader(lambda: _open_camera(target, size, fps), True, None)
             self._reader.size, self._reader.fps = _camera_settings(self._reader.cap, target,
                                                                    size, fps)

@@ -288,8 +288,84 @@ def _video_indices(root: str | Path) -> list[int]:
     return sorted(found)
 
 
+# The board's own camera port: a MIPI CSI sensor on a Jetson (Argus), the camera connector on
+# a Raspberry Pi (libcamera). Its V4L2 node delivers raw Bayer that OpenCV cannot read, so it
+# is probed through the URI VideoSource opens it with, in a subprocess like the V4L2 check.
+BOARD_CAMERAS = {"jetson": "csi://0", "raspberry_pi": "picam://0"}
+# Argus and libcamera start in a few seconds (sensor power-up, ISP tuning): a floor under
+# ``timeout`` so a working camera is not reported as hung.
+BOARD_CAMERA_TIMEOUT = 10.0
+
+_GSTREAMER_CAMERA_SCRIPT = r"""
+import sys, cv2
+capture = cv2.VideoCapture(sys.argv[1], cv2.CAP_GSTREAMER)
+opened = capture.isOpened()
+ok = opened and capture.read()[0]
+capture.release()
+if not ok:
+    sys.exit("no frame could be read" if opened else "OpenCV's GStreamer backend could not open the pipeline")
+"""
+
+_PICAMERA2_SCRIPT = r"""
+import sys
+from picamera2 import Picamera2
+camera = Picamera2(int(sys.argv[1]))
+try:
+    camera.configure(camera.create_video_configuration(main={"size": (640, 480), "format": "RGB888"}))
+    camera.start()
+    camera.capture_array("main")
+finally:
+    camera.close()
+"""
+
+
+def _board_camera_command(uri: str) -> tuple[list[str] | None, str]:
+    """(a command that opens ``uri`` and reads one frame, '') or (None, why it cannot work here)."""
+    from helpers import capture  # lazily: OpenCV loads only when a board camera is possible
+
+    cam, backend, problem = capture.camera_plan(uri)
+    if problem:
+        return None, problem
+    if backend == "picamera2":
+        return [sys.executable, "-c", _PICAMERA2_SCRIPT, str(cam.index)], ""
+    pipeline = capture.csi_pipeline(cam) if cam.scheme == "csi" else capture.libcamera_pipeline(cam)
+    return [sys.executable, "-c", _GSTREAMER_CAMERA_SCRIPT, pipeline], ""
+
+
+def probe_board_camera(kind: str, timeout: float = BOARD_CAMERA_TIMEOUT) -> dict | None:
+    """csi://0 on a Jetson, picam://0 on a Raspberry Pi: usable, or why not (None elsewhere)."""
+    uri = BOARD_CAMERAS.get(kind)
+    if uri is None:
+        return None
+    try:
+        command, problem = _board_camera_command(uri)
+    except Exception as exc:
+        command, problem = None, f"{uri}: helpers.capture failed ({_error_text(exc)})"
+    if command is None:
+        return {"available": False, "device": None, "error": problem}
+    returncode, _, err = _run_bounded(command, timeout)
+    if returncode == 0:
+        return {"available": True, "device": uri, "error": None}
+    why = f"timed out after {timeout:g} s" if returncode is None else f"camera check {_exit_text(returncode, err)}"
+    return {"available": False, "device": None, "error": f"{uri}: {why}"}
+
+
 def probe_camera(timeout: float = 3.0, root: str | Path = "/") -> dict:
-    """Whether a camera delivers a frame, decided in a subprocess bounded by ``timeout``."""
+    """Whether a camera delivers a frame, decided in a subprocess bounded by ``timeout``.
+
+    On a Jetson or a Raspberry Pi the board's camera (csi://0, picam://0) is tried first, then
+    the V4L2 devices. ``device`` is the URI to give VideoSource; ``error`` says why each failed.
+    """
+    board = probe_board_camera(probe_platform(root)["kind"], max(timeout, BOARD_CAMERA_TIMEOUT))
+    if board and board["available"]:
+        return board
+    v4l2 = _probe_v4l2(timeout, root)
+    if board and not v4l2["available"]:
+        v4l2["error"] = f"{board['error'].rstrip('.')}. V4L2: {v4l2['error']}"
+    return v4l2
+
+
+def _probe_v4l2(timeout: float, root: str | Path) -> dict:
     if platform.system() == "Linux":
         indices = _video_indices(root)
         if not indices:

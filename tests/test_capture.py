@@ -1,10 +1,13 @@
 """VideoSource / VideoSink against real files, folders, synthetic scenes and a loopback
-HTTP stream. Only the camera is faked (no camera is attached to a CI machine)."""
+HTTP stream. Only the cameras are faked (no camera is attached to a CI machine): a V4L2
+cv2.VideoCapture and the picamera2 module. The csi:// and picam:// URIs, their GStreamer
+pipelines and the errors without GStreamer are tested for real."""
 
 import functools
 import gc
 import http.server
 import os
+import sys
 import threading
 import time
 import warnings
@@ -433,3 +436,178 @@ def test_latest_policy_keeps_the_last_frame_at_end_of_stream():
         time.sleep(0.5)  # the reader finishes long before we read
         frames = list(source)
     assert frames and frames[-1].index == 4
+
+
+# ---------------------------------------------------------------- csi:// and picam://
+
+HAS_GSTREAMER = not capture.gstreamer_problem()
+
+
+@pytest.mark.parametrize("uri, size, fps, expected", [
+    ("csi://0", None, None, ("csi", 0, (1280, 720), 30.0, "none", None)),
+    ("csi://", None, None, ("csi", 0, (1280, 720), 30.0, "none", None)),
+    ("CSI://1?size=1920x1080&fps=59.94&flip=rotate-180", None, None,
+     ("csi", 1, (1920, 1080), 59.94, "rotate-180", None)),
+    ("csi://0?flip=2", None, None, ("csi", 0, (1280, 720), 30.0, "rotate-180", None)),  # nvvidconv's number
+    ("csi://0", (640, 480), 15, ("csi", 0, (640, 480), 15.0, "none", None)),  # VideoSource's size=, fps=
+    ("csi://0?size=640x480", (640, 480), None, ("csi", 0, (640, 480), 30.0, "none", None)),  # said twice, alike
+    ("picam://0?flip=horizontal&backend=gstreamer", None, None,
+     ("picam", 0, (1280, 720), 30.0, "horizontal", "gstreamer")),
+    ("picam://1?size=2304x1296&fps=56", None, None, ("picam", 1, (2304, 1296), 56.0, "none", None)),
+])
+def test_camera_uris_parse(uri, size, fps, expected):
+    cam = capture.parse_camera_uri(uri, size, fps)
+    assert tuple(cam) == expected
+    assert capture.source_kind(uri) == "camera"
+
+
+@pytest.mark.parametrize("uri, kwargs, match", [
+    ("csi://left", {}, r"csi://N with N the camera number"),
+    ("csi://0/1", {}, r"csi://N with N the camera number"),
+    ("csi://0?width=1280", {}, r"unknown query key\(s\) width; known keys: size, fps, flip"),
+    ("csi://0?flip=sideways", {}, r"bad value for flip: flip must be one of none, counterclockwise"),
+    ("csi://0?flip=8", {}, r"bad value for flip"),
+    ("csi://0?fps=0", {}, r"bad value for fps: fps must be > 0"),
+    ("csi://0?size=720p", {}, r"bad value for size: size must be WIDTHxHEIGHT"),
+    ("csi://0?backend=picamera2", {}, r"unknown query key\(s\) backend"),  # picam:// only
+    ("picam://0?backend=v4l2", {}, r"backend must be one of picamera2, gstreamer"),
+    ("picam://0?size=640x480", {"size": (320, 240)}, r"says size=640x480 but size=\(320, 240\) was also passed"),
+])
+def test_bad_camera_uris_say_what_is_expected(uri, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        capture.parse_camera_uri(uri, **kwargs)
+    with pytest.raises(ValueError, match=match):  # VideoSource parses before it opens anything
+        VideoSource(uri, **kwargs)
+
+
+def test_csi_pipeline_strings():
+    assert capture.csi_pipeline(capture.parse_camera_uri("csi://0")) == (
+        "nvarguscamerasrc sensor-id=0 ! "
+        "video/x-raw(memory:NVMM),width=1280,height=720,format=NV12,framerate=30/1 ! "
+        "nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+        "appsink drop=1 max-buffers=1")
+    cam = capture.parse_camera_uri("csi://1?size=1920x1080&fps=29.97&flip=clockwise")
+    assert capture.csi_pipeline(cam) == (
+        "nvarguscamerasrc sensor-id=1 ! "
+        "video/x-raw(memory:NVMM),width=1920,height=1080,format=NV12,framerate=30000/1001 ! "
+        "nvvidconv flip-method=3 ! video/x-raw,format=BGRx ! videoconvert ! video/x-raw,format=BGR ! "
+        "appsink drop=1 max-buffers=1")
+    # nvvidconv numbers its flips in FLIPS' order (jetson-inference's names).
+    for number, name in enumerate(capture.FLIPS):
+        pipeline = capture.csi_pipeline(capture.parse_camera_uri(f"csi://0?flip={name}"))
+        assert (f"nvvidconv flip-method={number} !" in pipeline) == (number > 0)
+
+
+def test_libcamera_pipeline_strings():
+    assert capture.libcamera_pipeline(capture.parse_camera_uri("picam://0?size=640x480&fps=15")) == (
+        "libcamerasrc ! video/x-raw,width=640,height=480,framerate=15/1 ! videoconvert ! "
+        "video/x-raw,format=BGR ! appsink drop=1 max-buffers=1")
+    # videoflip spells the mirrors horizontal-flip and vertical-flip.
+    for flip, method in (("vertical", "vertical-flip"), ("rotate-180", "rotate-180"),
+                         ("counterclockwise", "counterclockwise")):
+        pipeline = capture.libcamera_pipeline(capture.parse_camera_uri(f"picam://0?flip={flip}"))
+        assert pipeline.endswith(f"video/x-raw,format=BGR ! videoflip method={method} ! "
+                                 f"appsink drop=1 max-buffers=1")
+
+
+def test_gstreamer_support_is_read_from_the_build_information():
+    assert capture._gstreamer_in_build("  Video I/O:\n    FFMPEG:   YES\n    GStreamer:   NO\n") is False
+    assert capture._gstreamer_in_build("    GStreamer:                   YES (1.20.3)\n") is True
+    assert capture._gstreamer_in_build("  Video I/O:\n    FFMPEG:   YES\n") is None
+    info = cv2.getBuildInformation()
+    assert HAS_GSTREAMER == bool(capture._gstreamer_in_build(info))
+
+
+@pytest.mark.skipif(HAS_GSTREAMER, reason="this OpenCV has GStreamer; the error is for builds without")
+def test_csi_camera_without_gstreamer_says_what_to_install():
+    # The real pip OpenCV here has no GStreamer: the error names that and the fix, before any
+    # pipeline is tried.
+    with pytest.raises(RuntimeError) as err:
+        VideoSource("csi://0")
+    text = str(err.value)
+    assert "csi://0 needs OpenCV with GStreamer" in text
+    assert "'GStreamer: NO'" in text and cv2.__version__ in text
+    assert "JetPack" in text and "--system-site-packages" in text and "pip uninstall opencv-python" in text
+    assert not reader_threads()
+
+
+@pytest.mark.skipif(HAS_GSTREAMER or not capture._picamera2_problem(),
+                    reason="picamera2 or a GStreamer OpenCV is here; the error is for neither")
+def test_pi_camera_without_picamera2_or_gstreamer_says_what_to_install():
+    with pytest.raises(RuntimeError) as err:
+        VideoSource("picam://0")
+    text = str(err.value)
+    assert "picam://0 needs picamera2, or OpenCV with GStreamer and libcamerasrc" in text
+    assert "picamera2 is not importable" in text and "'GStreamer: NO'" in text
+    assert "sudo apt install python3-picamera2" in text and "gstreamer1.0-libcamera" in text
+    with pytest.raises(RuntimeError, match="backend=picamera2: picamera2 is not importable.*python3-picamera2"):
+        VideoSource("picam://0?backend=picamera2")
+    with pytest.raises(RuntimeError, match="backend=gstreamer needs OpenCV with GStreamer") as err:
+        VideoSource("picam://0?backend=gstreamer")
+    assert "picamera2 is not importable" not in str(err.value)  # it was not asked for
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    """A stand-in for the picamera2 module: a test double at the camera boundary (no Raspberry
+    Pi camera, and no libcamera, on a CI machine). It mimics what picamera2's documentation
+    and source say: Picamera2(camera_num), create_video_configuration(main=..., controls=...)
+    returning a dict whose main stream libcamera may adjust, configure, start,
+    capture_array("main") giving HxWx3 uint8 in B, G, R order for "RGB888", stop, close."""
+    import importlib.machinery
+    import types
+
+    calls = []
+
+    class Picamera2:
+        def __init__(self, camera_num=0):
+            calls.append(("open", camera_num))
+            self.n = 0
+
+        def create_video_configuration(self, main=None, controls=None, **kwargs):
+            calls.append(("config", dict(main), dict(controls), kwargs))
+            return {"main": dict(main), "controls": dict(controls)}
+
+        def configure(self, config):
+            config["main"]["size"] = (config["main"]["size"][0] // 32 * 32, config["main"]["size"][1])
+            calls.append(("configure", config["main"]["size"]))
+
+        def start(self):
+            calls.append("start")
+
+        def capture_array(self, name="main"):
+            time.sleep(0.01)  # a sensor at 100 fps
+            self.n += 1
+            image = np.zeros((240, 320, 3), np.uint8)
+            image[..., 0] = self.n % 256  # blue first, as RGB888 delivers it
+            return image
+
+        def stop(self):
+            calls.append("stop")
+
+        def close(self):
+            calls.append("close")
+
+    module = types.ModuleType("picamera2")
+    module.__spec__ = importlib.machinery.ModuleSpec("picamera2", None)
+    module.Picamera2 = Picamera2
+    monkeypatch.setitem(sys.modules, "picamera2", module)
+    return calls
+
+
+def test_pi_camera_through_picamera2(fake_picamera2):
+    with pytest.warns(UserWarning, match="asked for 330x240, it delivers 320x240"):
+        src = VideoSource("picam://1?size=330x240&fps=25", timeout=2.0)
+    assert src.kind == "camera" and src.is_live and src.policy == "latest"
+    assert src.size == (320, 240) and src.fps == 25.0
+    frames = [src.read() for _ in range(3)]
+    src.close()
+    assert all(f.image.shape == (240, 320, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert all(f.image[0, 0, 0] > 0 and not f.image[..., 1:].any() for f in frames)  # BGR untouched
+    assert fake_picamera2[:4] == [
+        ("open", 1),
+        ("config", {"size": (330, 240), "format": "RGB888"}, {"FrameDurationLimits": (40000, 40000)}, {}),
+        ("configure", (320, 240)), "start"]
+    assert fake_picamera2[-2:] == ["stop", "close"] and not reader_threads()
+    with pytest.raises(ValueError, match="cannot turn by 90 degrees"):
+        VideoSource("picam://0?flip=clockwise")

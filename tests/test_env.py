@@ -2,6 +2,7 @@
 plus platform detection against fake /proc and /etc trees."""
 
 import dataclasses
+import importlib.util
 import json
 import platform
 import time
@@ -172,6 +173,39 @@ def test_camera_node_without_a_camera_is_reported(tmp_path):
     result = env.probe_camera(timeout=10.0, root=root)
     assert result["available"] is False
     assert result["error"].startswith("/dev/video0:")
+
+
+def _no_gstreamer():
+    from helpers import capture
+
+    return bool(capture.gstreamer_problem())
+
+
+@pytest.mark.skipif(not _no_gstreamer(), reason="this OpenCV has GStreamer; the reason is for builds without")
+def test_jetson_csi_camera_reports_why_it_is_unusable(tmp_path):
+    # A Jetson's board tree with the real pip OpenCV (no GStreamer): csi://0 is not tried, and
+    # the report says why and what to install, then what V4L2 found.
+    root = _fake_root(tmp_path, {"proc/device-tree/model": b"NVIDIA Jetson Orin Nano Developer Kit\x00"})
+    result = env.probe_camera(timeout=1.0, root=root)
+    assert result["available"] is False and result["device"] is None
+    assert result["error"].startswith("csi://0 needs OpenCV with GStreamer: this OpenCV")
+    assert "JetPack" in result["error"]
+    assert result["error"].endswith(". V4L2: no /dev/video* device")
+
+
+@pytest.mark.skipif(not _no_gstreamer() or importlib.util.find_spec("picamera2") is not None,
+                    reason="picamera2 or a GStreamer OpenCV is here; the reason is for neither")
+def test_raspberry_pi_camera_reports_why_it_is_unusable(tmp_path):
+    root = _fake_root(tmp_path, {"proc/device-tree/model": b"Raspberry Pi 5 Model B Rev 1.0\x00"})
+    result = env.probe_camera(timeout=1.0, root=root)
+    assert result["available"] is False
+    assert result["error"].startswith("picam://0 needs picamera2, or OpenCV with GStreamer")
+    assert "sudo apt install python3-picamera2" in result["error"]
+
+
+def test_board_cameras_only_on_their_boards():
+    assert env.probe_board_camera("generic") is None
+    assert env.BOARD_CAMERAS == {"jetson": "csi://0", "raspberry_pi": "picam://0"}
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="uses the sleep command")
