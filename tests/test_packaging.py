@@ -5,6 +5,7 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from packaging.requirements import Requirement
 
@@ -36,6 +37,30 @@ def test_torch_is_pinned_per_architecture():
     assert ("torchvision", "==0.29.1", 'platform_machine == "x86_64"') in pins
     assert ("torch", "==2.9.1", 'platform_machine == "aarch64"') in pins
     assert ("torchvision", "==0.24.1", 'platform_machine == "aarch64"') in pins
+    assert ("torch", "==2.14.1", 'sys_platform == "darwin" and platform_machine == "arm64"') in pins
+    assert ("torch", "==2.14.1", 'sys_platform == "win32" and platform_machine == "AMD64"') in pins
+
+
+@pytest.mark.parametrize("sys_platform, machine, torch, torchvision", [
+    ("linux", "x86_64", "==2.14.1", "==0.29.1"),
+    ("linux", "aarch64", "==2.9.1", "==0.24.1"),  # Raspberry Pi; a Jetson keeps NVIDIA's (test_platform)
+    ("darwin", "arm64", "==2.14.1", "==0.29.1"),
+    ("win32", "AMD64", "==2.14.1", "==0.29.1"),
+])
+@pytest.mark.parametrize("python", ["3.10", "3.11", "3.12"])
+def test_each_platform_gets_exactly_one_torch(sys_platform, machine, torch, torchvision, python):
+    # What pip sees there: the markers evaluated in that platform's environment.
+    system = {"linux": "Linux", "darwin": "Darwin", "win32": "Windows"}[sys_platform]
+    where = {"sys_platform": sys_platform, "platform_machine": machine, "platform_system": system,
+             "os_name": "nt" if sys_platform == "win32" else "posix",
+             "python_version": python, "python_full_version": f"{python}.0"}
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    chosen = {}
+    for req in map(Requirement, deps):
+        if req.name.startswith("torch") and (req.marker is None or req.marker.evaluate(where)):
+            assert req.name not in chosen, f"two {req.name} pins apply on {sys_platform}/{machine}"
+            chosen[req.name] = str(req.specifier)
+    assert chosen == {"torch": torch, "torchvision": torchvision}
 
 
 def test_notebooks_are_committed_without_outputs():
