@@ -51,6 +51,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from helpers.files import verify_video
+
 KINDS = ("camera", "file", "stream", "images", "synthetic")
 POLICIES = ("latest", "all")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -88,11 +90,26 @@ def _parse_flip(text):
     raise ValueError(f"flip must be one of {', '.join(FLIPS)} (or nvvidconv's 0-7); found {text!r}.")
 
 
+MIN_FPS, MAX_FPS = 0.01, 10_000.0  # one frame per 100 s .. a high-speed camera
+
+
 def _parse_fps(text):
     fps = float(text)
-    if not (math.isfinite(fps) and fps > 0):
-        raise ValueError(f"fps must be > 0; found {text!r}.")
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_FPS):
+        raise ValueError(f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}; found {text!r}.")
     return fps
+
+
+def _check_fps(fps):
+    """A number of frames per second in a sane range; the string "30" is read as 30."""
+    if isinstance(fps, str):
+        try:
+            fps = float(fps)
+        except ValueError:
+            raise ValueError(f"fps must be a number such as 30; found {fps!r}.") from None
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise ValueError(f"fps must be a number such as 30; found {fps!r}.")
+    return _parse_fps(fps)
 
 
 PICAM_BACKENDS = ("picamera2", "gstreamer")
@@ -115,7 +132,7 @@ CAMERA_SCHEMES = tuple(CAMERA_KEYS)
 
 SYNTHETIC_KEYS = {  # key: (parser, default); defaults match helpers.synth.Scene
     "size": (_parse_size, (640, 480)),
-    "fps": (float, 30.0),
+    "fps": (_parse_fps, 30.0),
     "noise": (float, 0.3),
     "seed": (int, 0),
     "length": (int, 300),
@@ -167,6 +184,10 @@ def _classify(uri):
     if m:
         return "camera", int(m[1])
     scheme = urllib.parse.urlsplit(text).scheme.lower() if "://" in text else ""
+    typo = re.match(r"(synthetic|csi|picam|file|rtsp|https?):/{0,1}(?!/)", text, re.IGNORECASE)
+    if not scheme and typo and not os.path.exists(text):
+        raise ValueError(f"source {uri!r}: did you mean {typo[1].lower()}://…? A URI scheme is "
+                         f"followed by '://', e.g. synthetic://?size=640x480&fps=30.")
     if scheme == "synthetic":
         return "synthetic", text
     if scheme in CAMERA_SCHEMES:
@@ -179,7 +200,8 @@ def _classify(uri):
         raise ValueError(f"unknown source scheme {scheme!r} in {uri!r}; expected a camera "
                          f"(0, /dev/video0, csi://0, picam://0), a file path or file://, "
                          f"{', '.join(s + '://' for s in STREAM_SCHEMES)} or synthetic://.")
-    if any(c in text for c in "*?["):
+    # A real file or folder whose name holds [ ] ? * is itself, not a pattern.
+    if any(c in text for c in "*?[") and not os.path.exists(text):
         paths = sorted((p for p in glob.glob(text) if os.path.isfile(p)), key=_natural_key)
         if not paths:
             raise FileNotFoundError(f"no files match the glob {uri!r} (expected image files "
@@ -718,12 +740,15 @@ class VideoSource:
     own size; resizing belongs to preprocess.
     ``timeout``: seconds ``read()`` waits for a frame before raising RuntimeError
     (None waits forever). ``name``: a new source closes any open one with the same name.
+    ``strict``: a file that ends well short of the frame count its header states raises
+    instead of warning "ended after N of M frames".
     """
 
     def __init__(self, uri, *, size=None, fps=None, policy=None, queue_size: int = 4,
                  timeout: float | None = 5.0, loop: bool = False, realtime: bool = False,
-                 name: str | None = None):
+                 name: str | None = None, strict: bool = False):
         self._closed = True  # until the thread runs, so __del__ of a half-built source is a no-op
+        self.strict = bool(strict)
         self.uri = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
         self.name = name
         if name is not None:
@@ -744,8 +769,8 @@ class VideoSource:
                 assert len(size) == 2 and min(size) > 0
             except (TypeError, ValueError, AssertionError):
                 raise ValueError(f"size must be (width, height); found {size!r}.") from None
-        if fps is not None and not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be > 0; found {fps!r}.")
+        if fps is not None:
+            fps = _check_fps(fps)
 
         kind, target = _classify(uri)
         if kind in ("file", "stream", "images") and size is not None:
@@ -859,17 +884,38 @@ class VideoSource:
         try:
             item = self._queue.get(timeout=wait)
         except queue.Empty:
+            if self.realtime and self.fps and wait < 1.0 / self.fps:
+                # Not a slow renderer or decoder: the pacing itself waits longer than we do.
+                raise FrameTimeout(
+                    f"no frame from {self.uri!r} within {wait:g} s: realtime=True paces it at "
+                    f"{self.fps:g} fps, one frame every {1 / self.fps:g} s. Raise timeout= above "
+                    f"that, or drop realtime=True to read as fast as it decodes.") from None
             raise FrameTimeout(
                 f"no frame from {self.uri!r} within {wait:g} s (expected a {self.kind} that "
                 f"delivers frames). " + _STALL_HINTS[self.kind]) from None
         if item is _END:
             self._ended = True
+            self._check_complete()
             return None
         if isinstance(item, BaseException):
             self._ended = True
             self.close()
             raise item
         return item
+
+    def _check_complete(self) -> None:
+        """A file that ends well short of the frame count its header states is truncated or
+        partly overwritten: say so (or raise, with strict=True) instead of ending quietly."""
+        count, decoded = self._frame_count, getattr(self._reader, "n", None)
+        if self.kind != "file" or self.loop or not count or decoded is None:
+            return
+        if count - decoded > max(1, count // 100):  # containers may miscount by a frame
+            message = (f"{self.uri!r} ended after {decoded} of {count} frames: the file is "
+                       "truncated or damaged (copy or download it again).")
+            if self.strict:
+                raise RuntimeError(message + " (strict=True)")
+            warnings.warn(message + " Pass strict=True to make this an error.", RuntimeWarning,
+                          stacklevel=3)
 
     def __iter__(self):
         try:
@@ -1124,6 +1170,11 @@ class VideoSink:
             self._tmp.unlink(missing_ok=True)
             raise RuntimeError(f"cv2.VideoWriter wrote nothing to {str(self.path)!r} (fourcc "
                                f"{self.fourcc}). Try a .avi path with fourcc='MJPG'.")
+        try:
+            verify_video(self._tmp, self.frames, self.path)  # a short file never replaces a good one
+        except OSError:
+            self._tmp.unlink(missing_ok=True)
+            raise
         os.replace(self._tmp, self.path)
         self._result = self.path
         return self.path

@@ -172,3 +172,95 @@ def test_a_text_file_as_super_resolution_weights(tmp_path):
     text.write_text("hello, these are not weights\n")
     with pytest.raises(ValueError, match="not a PyTorch checkpoint"):
         filters.super_resolution(2, weights=text)
+
+
+# ---------------------------------------------------------------- capture
+
+def _clip(path, frames=40):
+    synth.Scene(size=(320, 240), length=frames, seed=2, noise=0.2).write_video(path, fourcc="MJPG")
+    return path
+
+
+def test_a_truncated_file_says_it_ended_short(tmp_path):
+    from helpers.capture import VideoSource
+
+    path = _clip(tmp_path / "clip.avi")
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.4)])  # a copy that stopped part way
+    with pytest.warns(RuntimeWarning, match=r"ended after \d+ of 40 frames"):
+        with VideoSource(path) as src:
+            n = sum(1 for _ in src)
+    assert 0 < n < 40
+    with pytest.raises(RuntimeError, match=r"ended after \d+ of 40 frames.*strict"):
+        with VideoSource(path, strict=True) as src:
+            for _ in src:
+                pass
+    whole = _clip(tmp_path / "whole.avi")
+    with VideoSource(whole, strict=True) as src:  # a complete file reads without a word
+        assert sum(1 for _ in src) == 40
+
+
+def test_a_full_disk_never_replaces_a_good_sink_video(tmp_path):
+    script = textwrap.dedent("""
+        import resource, signal, sys
+        sys.path.insert(0, {root!r})
+        import numpy as np
+        from helpers.capture import VideoSink
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (30_000, 30_000))
+        rng = np.random.default_rng(0)
+        try:
+            with VideoSink({path!r}, fps=30, fourcc="MJPG") as sink:
+                for _ in range(60):
+                    sink.write(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8))
+        except OSError as exc:
+            print("OSError:", exc)
+            sys.exit(3)
+    """)
+    good = _clip(tmp_path / "out.avi", frames=10)
+    before = good.read_bytes()
+    run = subprocess.run([sys.executable, "-c", script.format(root=str(ROOT), path=str(good))],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "of the 60 frames written" in run.stdout
+    assert good.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["out.avi"]
+
+
+@pytest.mark.parametrize("uri, match", [
+    ("synthetic:?size=640x480", "did you mean synthetic://"),
+    ("synthetic:/?size=640x480", "did you mean synthetic://"),
+    ("synthetic://?fps=1e-300", "fps must be between"),
+    ("synthetic://?fps=inf", "fps must be between"),
+])
+def test_source_typos_and_absurd_rates_are_named(uri, match):
+    from helpers.capture import VideoSource
+
+    with pytest.raises(ValueError, match=match):
+        VideoSource(uri)
+
+
+def test_fps_as_a_string_is_read_and_junk_is_named():
+    from helpers.capture import VideoSource
+
+    with VideoSource("synthetic://?size=320x240&length=3", fps="30") as src:
+        assert src.fps == 30.0
+    with pytest.raises(ValueError, match="fps must be a number"):
+        VideoSource("synthetic://?size=320x240&length=3", fps="fast")
+
+
+def test_files_with_glob_characters_in_their_names_open(tmp_path):
+    from helpers.capture import VideoSource
+
+    path = _clip(tmp_path / "clip [take 2]?.avi", frames=5)
+    for uri in (str(path), path.as_uri()):
+        with VideoSource(uri) as src:
+            assert sum(1 for _ in src) == 5
+
+
+def test_a_timeout_shorter_than_the_pacing_blames_the_pacing():
+    from helpers.capture import FrameTimeout, VideoSource
+
+    with VideoSource("synthetic://?size=320x240&fps=1&length=5", realtime=True, timeout=0.3) as src:
+        src.read(timeout=10)  # the first frame comes when it is rendered
+        with pytest.raises(FrameTimeout, match="realtime=True paces it at 1 fps"):
+            src.read()
