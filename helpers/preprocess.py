@@ -276,6 +276,15 @@ def _tf_legacy_taps(in_size: int, out_size: int):
     return lo, hi, (src - lo).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=32)
+def _tf_legacy_taps_on(in_size: int, out_size: int, device):
+    # Cached per size and device: on a GPU, building them per frame would be six small
+    # blocking host-to-device copies in the loop.
+    import torch
+
+    return tuple(torch.as_tensor(t, device=device) for t in _tf_legacy_taps(in_size, out_size))
+
+
 class numpy_ops:  # noqa: N801 - a namespace, spelled like the module it could have been
     """The steps with numpy and OpenCV. Images are HxWx3 (OpenCV's layout) until hwc_to_chw."""
 
@@ -463,8 +472,8 @@ class torch_ops:  # noqa: N801 - a namespace, spelled like the module it could h
 
         _check_image(image, "CHW", ("float32",))
         w, h = _check_size(size)
-        y0, y1, wy = (torch.as_tensor(t, device=image.device) for t in _tf_legacy_taps(image.shape[-2], h))
-        x0, x1, wx = (torch.as_tensor(t, device=image.device) for t in _tf_legacy_taps(image.shape[-1], w))
+        y0, y1, wy = _tf_legacy_taps_on(image.shape[-2], h, image.device)
+        x0, x1, wx = _tf_legacy_taps_on(image.shape[-1], w, image.device)
         a, b = image.index_select(-2, y0), image.index_select(-2, y1)
         rows = a + (b - a) * wy[:, None]
         a, b = rows.index_select(-1, x0), rows.index_select(-1, x1)
