@@ -21,7 +21,7 @@ import platform
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import torch
@@ -208,6 +208,112 @@ def _as_float_batch(frame, index: int) -> np.ndarray:
 # its decisions in INT8; see quantize_int8's docstring for the measurements behind them.
 MOBILENET_V2_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3}
 
+# The ported pedestrian detector (models.pedestrian_detector, a MobileNetV2 inside). Measured on
+# vtest.avi, calibrated on PEDESTRIAN_CALIBRATION_FRAMES (40), judged on the 79 held-out frames
+# against PyTorch FP32 with metrics.detection_drift(..., gt_score=0.5) (285 FP32 boxes >= 0.5);
+# matched-box IoU / unmatched / mAP@0.5 drop / max score difference; INT8 tolerances 0.90 / 10% / 0.03.
+# With the 7-bit weights int8_recipe picks on x86 without VNNI (AVX2; fused ORT kernels):
+#   all INT8: minmax 0.935 / 5.9% / 0.020 / 0.54; percentile 0.934 / 5.3% / 0.020 / 0.51;
+#   mean-minmax 0.935 / 5.6% / 0.022 / 0.47 (the first try's 0.40-0.47 score differences);
+#   mean-minmax + stem float 0.936 / 5.6% / 0.019 / 0.45; + its depthwise conv 0.952 / 2.0% / 0.005 / 0.17;
+#   + the whole first block (3 convs) 0.959 / 2.6% / 0.004 / 0.13; the same with minmax 0.959 / 2.2% / 0.012 / 0.16.
+# With full 8-bit weights (VNNI, ARM), simulated exactly (graph optimizations off: DequantizeLinear
+# and float Conv, no AVX2 saturation): all INT8 0.958 / 2.2% / 0.005 / 0.18; first block float
+# 0.969 / 1.7% / 0.002 / 0.11. (8-bit weights in AVX2's fused kernels saturate: 0.884 / 7.3% / 0.026,
+# a FAIL, which is why int8_recipe picks 7 bits there.) So, as in MobileNetV2, the stem's per-tensor
+# uint8 output scale is what costs boxes, and the first block in float fixes it; it costs no
+# measurable time (ORT INT8 at 2 threads on a loaded AVX2 machine: 30.6 ms all INT8, 31.6 ms first
+# block float, against 54.8 ms FP32, interleaved). Per-channel weights are essential: per tensor
+# 0.771 / 52% / 0.336, a FAIL. Float outputs are not worth it here: the twelve head convs then run as
+# float convs over dequantized weights (29.4 -> 32.7 ms) for 0.962 / 2.8% / 0.004 / 0.12 instead of
+# 0.959 / 2.6% / 0.004 / 0.13; the sigmoid scores and box offsets lose nothing to 256 levels that a
+# classifier's near-tied logits would.
+PEDESTRIAN_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3, "float_outputs": False}
+
+# Frames of OpenCV's vtest.avi (795 frames, 10 fps): the first 40 s calibrate, the last 40 s
+# are judged. Disjoint, and far enough apart that no judged frame is a near copy of a
+# calibration frame (people walk through the scene in a few seconds).
+PEDESTRIAN_CALIBRATION_FRAMES = range(0, 400, 10)
+PEDESTRIAN_HELD_OUT_FRAMES = range(400, 795, 5)
+
+
+class VideoFrames(NamedTuple):
+    calibration: list  # BGR uint8 frames, for INT8 calibration only
+    held_out: list  # BGR uint8 frames that are judged and never calibrated on
+    source: str  # one sentence: where the frames came from
+    real: bool  # False: the synthetic fallback
+
+
+def pedestrian_frames(path=None, calibration=PEDESTRIAN_CALIBRATION_FRAMES,
+                      held_out=PEDESTRIAN_HELD_OUT_FRAMES) -> VideoFrames:
+    """Calibration and held-out frames of real footage for the pedestrian detector.
+
+    ``path``: a video file (default: vtest.avi through helpers.assets). The clip is decoded
+    front to back (seeking in an AVI is not frame-exact on every backend) and only the frames
+    at the two index ranges are kept; they must not overlap. Where the clip is absent, the
+    frames come from two synthetic street scenes of different seeds (7 to calibrate, 102 to
+    judge) at the clip's 768x576, and ``source`` says so."""
+    import cv2
+
+    from . import assets
+
+    calibration, held_out = list(calibration), list(held_out)
+    if set(calibration) & set(held_out):
+        raise ValueError(f"calibration and held-out frames overlap at {sorted(set(calibration) & set(held_out))[:5]}; "
+                         "judging a frame the quantizer calibrated on grades the exam with its answers.")
+    if path is None:
+        found = assets.locate("vtest_video")
+        path = found.path
+        if path is None:
+            from .synth import Scene
+
+            def scene(seed, indices):
+                s = Scene(size=(768, 576), seed=seed, noise=0.3, length=max(indices) + 1)
+                return [s.frame(i).noisy for i in indices]
+
+            return VideoFrames(scene(7, calibration), scene(102, held_out),
+                               f"synthetic street scenes (seeds 7 and 102), because vtest.avi was not found "
+                               f"({found.asset.offline})", False)
+    wanted = {i: "c" for i in calibration} | {i: "h" for i in held_out}
+    cal, hel = {}, {}
+    cap = cv2.VideoCapture(str(path))
+    try:
+        for index in range(max(wanted) + 1):
+            ok, frame = cap.read()
+            if not ok:
+                raise ValueError(f"{path} ended after {index} frames; the frames asked for go up to {max(wanted)}.")
+            if index in wanted:
+                (cal if wanted[index] == "c" else hel)[index] = frame
+    finally:
+        cap.release()
+    return VideoFrames([cal[i] for i in calibration], [hel[i] for i in held_out],
+                       f"{Path(path).name}: calibration frames {calibration[0]}-{calibration[-1]} ({len(cal)}), "
+                       f"held-out frames {held_out[0]}-{held_out[-1]} ({len(hel)})", True)
+
+
+def quantize_detector(model, fp32_path, out_path, frames, target: str = "onnxruntime", **recipe) -> Path:
+    """``quantize_int8`` for a detector, calibrated on raw BGR ``frames`` through the detector's
+    own preprocessing (helpers.detect.Detector). ``recipe`` defaults to PEDESTRIAN_INT8."""
+    from .detect import Detector
+
+    pre = Detector(model).preprocess
+    return quantize_int8(fp32_path, out_path, [pre(f)[0] for f in frames], target=target,
+                         **(recipe or PEDESTRIAN_INT8))
+
+
+def cpu_summary() -> dict:
+    """The CPU a benchmark ran on: model name, cores, the INT8 instruction sets that decide
+    ONNX Runtime's kernels, and the INT8 recipe they select (:func:`int8_recipe`)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    flags = sorted(_cpu_flags() & {"avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm"})
+    return {"model": model, "cores": os.cpu_count(), "int8_flags": flags, "int8_recipe": int8_recipe()["why"]}
+
+
 _SHAPE_ONLY_OPS = {"Reshape", "Transpose", "Concat", "Flatten", "Squeeze", "Unsqueeze", "Identity"}
 
 
@@ -224,10 +330,11 @@ def _float_outputs(model) -> int:
     while stack:
         tensor = stack.pop()
         node = producer.get(tensor)
-        # Nodes are tracked by their outputs: ids of protobuf wrappers can be reused.
-        if node is None or tuple(node.output) in seen:
+        # Nodes are tracked by name and outputs (ids of protobuf wrappers can be reused); the name
+        # matters once a pair at an output is gone and its producer writes that output instead.
+        if node is None or (key := (node.name, node.op_type, tuple(node.output))) in seen:
             continue
-        seen.add(tuple(node.output))
+        seen.add(key)
         if node.op_type == "DequantizeLinear":
             q = producer.get(node.input[0])
             if q is None or q.op_type != "QuantizeLinear":
@@ -290,7 +397,10 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     ``float_first_convs``: leave the first N Conv nodes (graph order) in float.
     ``float_outputs``: keep the graph outputs float (no Q/DQ pair between the last computing
     node and an output): a classifier's logits quantized to 256 levels tie for the top class on
-    uncertain images, and a clipped range caps the confident ones.
+    uncertain images, and a clipped range caps the confident ones. The pairs are removed through
+    shape-only ops, so a detector whose outputs concatenate many head convs gets all of those
+    convs with float outputs, which ONNX Runtime runs as float convs (PEDESTRIAN_INT8 says why the
+    pedestrian detector keeps its outputs quantized).
 
     Weights are int8 per output channel (``per_channel``): MobileNetV2's depthwise filters
     differ by orders of magnitude between channels, and one scale per tensor would flatten
