@@ -5,7 +5,7 @@ A filter is any image-to-image stage (helpers.filters.Upscaler: super-resolution
 detector the pipeline is source -> [TNR] -> filter -> sink, a video filter on its own.
 
     pipe = Pipeline(detector, denoiser=tnr.TemporalDenoiser(), tracker=Tracker())
-    result = pipe.run((f.noisy for f in scene), mode="overlapped")
+    result = pipe.run(file_frames("vtest.avi"), mode="overlapped")   # or VideoSource(uri), or images
     print(result.table(fps=30)); print(result.verdict(fps=30))
 
 **sync**: one thread does everything, one frame at a time; the frame time is the sum of the
@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["STAGES", "Pipeline", "Result", "stage_table", "verdict"]
+__all__ = ["STAGES", "Pipeline", "Result", "file_frames", "stage_table", "verdict"]
 
 STAGES = ("capture", "tnr", "filter", "preprocess", "network", "postprocess", "tracking", "draw", "sink")
 # Which stages share a thread in overlapped mode.
@@ -38,6 +38,43 @@ OVERLAPPED_GROUPS = (("capture",), ("tnr", "filter", "preprocess", "network", "p
                      ("draw", "sink"))
 SYNC_GROUPS = (STAGES,)
 _END = object()
+
+
+def file_frames(path, max_frames: int | None = None, start: int = 0):
+    """BGR frames of a video file, decoded by whichever thread iterates: one cv2.VideoCapture
+    and no reader thread of its own, as fast as the decoder goes (no pacing to the file's fps).
+
+    That is what makes sync and overlapped comparable on real footage: in "sync" the one
+    thread decodes too, in "overlapped" the capture thread does (OpenCV releases the GIL while
+    it decodes). helpers.capture.VideoSource is the workbook's source for everything else; its
+    own reader thread already decodes ahead, so a "sync" run fed by it is partly overlapped.
+    ``start`` skips that many frames (decoded, not seeked: seeking is not frame-exact in every
+    container). Raises FileNotFoundError / RuntimeError when the file is missing or unreadable."""
+    import os
+
+    import cv2
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file not found: {path}. Pass a file OpenCV can decode "
+                                "(helpers.assets.locate('vtest_video').path for the workbook's clip).")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise RuntimeError(f"OpenCV could not open {path} (expected a video it can decode; check "
+                           "cv2.getBuildInformation() under Video I/O).")
+    try:
+        count = 0
+        for _ in range(start):
+            if not cap.grab():
+                return
+        while max_frames is None or count < max_frames:
+            ok, image = cap.read()
+            if not ok:
+                return
+            count += 1
+            yield image
+    finally:
+        cap.release()
 
 
 def _pct(values, q: float) -> float:

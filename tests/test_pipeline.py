@@ -78,3 +78,33 @@ def test_an_error_in_a_stage_stops_the_threads_and_is_raised(detector):
     with pytest.raises(ValueError):
         pipeline.Pipeline(detector).run(frames(), mode="overlapped")
     assert threading.active_count() == before
+
+
+def test_file_frames_decode_in_the_calling_thread(real_video):
+    import threading
+
+    import cv2
+
+    cap = cv2.VideoCapture(str(real_video))
+    expected = [cap.read()[1] for _ in range(6)]
+    cap.release()
+    before = threading.active_count()
+    frames = list(pipeline.file_frames(real_video, 4, start=2))
+    assert threading.active_count() == before  # no reader thread of its own
+    assert len(frames) == 4 and all(np.array_equal(a, b) for a, b in zip(frames, expected[2:]))
+    assert len(list(pipeline.file_frames(real_video, 10_000, start=790))) == 5  # 795 frames: the end ends it
+
+
+def test_file_frames_refuse_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="video file not found"):
+        next(pipeline.file_frames(tmp_path / "missing.avi"))
+    (tmp_path / "junk.avi").write_bytes(b"not a video")
+    with pytest.raises(RuntimeError, match="could not open"):
+        next(pipeline.file_frames(tmp_path / "junk.avi"))
+
+
+@pytest.mark.parametrize("mode", ["sync", "overlapped"])
+def test_both_modes_run_on_a_real_video_file(detector, real_video, mode):
+    result = pipeline.Pipeline(detector, tracker=Tracker()).run(pipeline.file_frames(real_video, 8), mode=mode)
+    assert result.frames == 8 and len(result.samples["capture"]) == 8
+    assert set(result.samples) >= {"capture", "network", "tracking", "draw"}
