@@ -217,6 +217,33 @@ except Exception as exc:
 """
 
 
+def torch_compile_problem(device: str = "cpu") -> str:
+    """"" when torch.compile can build kernels for ``device`` here, else why not.
+
+    On CUDA, Inductor writes Triton kernels: many Jetson torch wheels come without Triton, and
+    a compile there fails at the first call, deep in the compiler. On the CPU it writes C++,
+    so it needs a compiler. Asked before building a compile variant, so a lesson skips it
+    with this reason instead of crashing."""
+    import shutil
+
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        try:
+            from torch.utils._triton import has_triton
+
+            if not has_triton():
+                return ("torch.compile on CUDA needs Triton, which this torch install lacks "
+                        "(common with Jetson wheels); eager and TensorRT still run")
+        except Exception as exc:  # an old or stripped torch
+            return f"cannot tell whether Triton is usable ({type(exc).__name__}: {exc})"
+        return ""
+    compilers = [os.environ.get("CXX"), "g++", "clang++", "c++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        return ("torch.compile on the CPU needs a C++ compiler (g++ or clang++) and none is on "
+                "PATH: sudo apt-get install g++")
+    return ""
+
+
 def probe_tensorrt(timeout: float = 60.0) -> dict:
     """TensorRT version, which flags this release has, and whether a Builder can be made."""
     info = {

@@ -519,9 +519,13 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()[:12]
 
 
-# TensorRT's optimization profile for the filter: any frame from 16x16 to 1080p, batches up to
-# 8, tuned for one 480p frame. Held-out photos shrunk by 3 are ~150 px a side, hence the low min.
-TRT_SHAPES = {"frames": ((1, 3, 16, 16), (1, 3, 480, 640), (8, 3, 1080, 1920))}
+# TensorRT's optimization profile for the filter's *input* frames, tuned for one 480p frame.
+# TensorRT reserves activation memory for the largest shape of the profile in every execution
+# context, so the maximum is what the lesson feeds and no more: up to 544x960 (540p, the
+# largest input of output_sizes(), and the held-out photos, astronaut being 512x512), batches
+# up to 8. Held-out photos shrunk by 3 are ~150 px a side, hence the low minimum. A 1080p
+# *input* at batch 8 would reserve 4x the memory, per context.
+TRT_SHAPES = {"frames": ((1, 3, 16, 16), (1, 3, 480, 640), (8, 3, 544, 960))}
 
 
 def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = False, int8: bool = True,
@@ -546,7 +550,9 @@ def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = Fa
     cpu_model = copy.deepcopy(model).cpu()
     variants["eager FP32"] = (runtimes.TorchEager(copy.deepcopy(cpu_model)), "fp32")
     variants["eager channels_last"] = (runtimes.TorchEager(copy.deepcopy(cpu_model), channels_last=True), "fp32")
-    if compile:
+    if compile and env.torch_compile_problem("cpu"):
+        skipped.append(f"torch.compile: skipped - {env.torch_compile_problem('cpu')}")
+    elif compile:
         variants["torch.compile"] = (runtimes.TorchCompile(copy.deepcopy(cpu_model), dynamic=False), "fp32")
     variants["ORT FP32"] = (runtimes.OnnxRuntime(onnx32, intra_op_threads=threads), "fp32")
     if int8:
@@ -558,9 +564,13 @@ def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = Fa
         gpu = copy.deepcopy(cpu_model).cuda()
         variants["eager FP32 (cuda)"] = (runtimes.TorchEager(copy.deepcopy(gpu)), "fp32")
         variants["eager FP16 (cuda)"] = (runtimes.TorchEager(copy.deepcopy(gpu).half()), "fp16")
-        variants["compile (cuda)"] = (runtimes.TorchCompile(copy.deepcopy(gpu)), "fp32")
-        variants["compile + CUDA graphs (cuda)"] = (runtimes.TorchCompile(copy.deepcopy(gpu), mode="reduce-overhead"),
-                                                    "fp32")
+        why_not_compile = env.torch_compile_problem("cuda")
+        if why_not_compile:
+            skipped.append(f"torch.compile and CUDA graphs on cuda: skipped - {why_not_compile}")
+        else:
+            variants["compile (cuda)"] = (runtimes.TorchCompile(copy.deepcopy(gpu)), "fp32")
+            variants["compile + CUDA graphs (cuda)"] = (
+                runtimes.TorchCompile(copy.deepcopy(gpu), mode="reduce-overhead"), "fp32")
         if caps.available("ort_cuda"):
             variants["ORT FP32 (cuda)"] = (runtimes.OnnxRuntime(onnx32, providers=["CUDAExecutionProvider"]), "fp32")
     else:

@@ -208,3 +208,24 @@ def test_tensorrt_int8_needs_symmetric_signed_qdq(tmp_path):
     with runtimes.OnnxRuntime(onnx32) as a, runtimes.OnnxRuntime(for_trt) as b:
         frame = filters.held_out_images()["coffee"][:64, :64]
         assert filters.psnr_drift(filters.Upscaler(a, scale=2)(frame), filters.Upscaler(b, scale=2)(frame)) > 32
+
+
+def test_tensorrt_profile_covers_every_input_the_lesson_feeds_and_no_more():
+    """TensorRT reserves activation memory for the profile's largest shape in every context:
+    the maximum must fit the lesson's inputs (odd sizes padded by one) and stay below 1080p."""
+    (lo, opt, hi), = filters.TRT_SHAPES.values()
+    inputs = [(h, w) for h, w, _ in filters.output_sizes().values()]
+    inputs += [(p.shape[0] + p.shape[0] % 2, p.shape[1] + p.shape[1] % 2) for p in filters.held_out_images().values()]
+    for h, w in inputs:
+        assert lo[2] <= h <= hi[2] and lo[3] <= w <= hi[3], (h, w)
+    assert hi[0] == 8 and hi[2] * hi[3] < 1080 * 1920 / 2
+
+
+def test_torch_compile_problem_names_what_is_missing(monkeypatch):
+    from helpers import env
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("CXX", raising=False)
+    assert "C++ compiler" in env.torch_compile_problem("cpu")
+    reason = env.torch_compile_problem("cuda")
+    assert reason == "" or "Triton" in reason or "cannot tell" in reason
