@@ -284,7 +284,28 @@ def probe_cupy() -> dict:
         info["error"] = _error_text(exc)
     if info["devices"] == 0 and info["error"] is None:
         info["error"] = "cupy sees no CUDA device"
+    if info["error"] is None:
+        mismatch = cuda_major_mismatch(cupy)
+        if mismatch:
+            info["error"] = mismatch
     return info
+
+
+def cuda_major_mismatch(cupy) -> str:
+    """Why CuPy and torch must not share a process, or "": two CUDA major versions (a
+    cupy-cuda12x wheel beside a CUDA 13 torch) load two runtimes, and pointers handed between
+    them through __cuda_array_interface__ or DLPack are only safe within one."""
+    import torch
+
+    try:
+        ours = int(cupy.cuda.runtime.runtimeGetVersion()) // 1000  # 13000 -> 13
+    except Exception:
+        return ""
+    theirs = torch.version.cuda
+    if theirs and int(theirs.split(".")[0]) != ours:
+        return (f"CuPy is built for CUDA {ours} but torch for CUDA {theirs}: install the matching "
+                f"wheel, pip install cupy-cuda{theirs.split('.')[0]}x")
+    return ""
 
 
 # ---------------------------------------------------------------------- camera

@@ -230,3 +230,20 @@ def test_a_sub_probe_that_raises_is_recorded_not_propagated(monkeypatch):
     skipped = {row.notebook: row.skipped for row in caps.lesson_tracks()}["04_tnr_and_interop"]
     assert any("vpi probe exploded" in line for line in skipped)
     json.dumps(caps.to_dict())
+
+
+def test_cupy_for_another_cuda_major_than_torch_is_refused(monkeypatch):
+    """Two CUDA runtimes in one process make pointer hand-offs unsafe. CuPy is not installed
+    here (and no GPU), so a stand-in for its runtime query stands at that outside boundary."""
+    import types
+
+    import torch
+
+    from helpers import env
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    fake = types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=types.SimpleNamespace(
+        runtimeGetVersion=lambda: 12080)))
+    assert "pip install cupy-cuda13x" in env.cuda_major_mismatch(fake)
+    fake.cuda.runtime.runtimeGetVersion = lambda: 13000
+    assert env.cuda_major_mismatch(fake) == ""
