@@ -303,7 +303,8 @@ def parse_camera_uri(uri: str, size=None, fps=None) -> CameraURI:
     parts = urllib.parse.urlsplit(str(uri).strip())
     scheme = parts.scheme.lower()
     if scheme not in CAMERA_KEYS:
-        raise ValueError(f"{uri!r} is not a camera URI; expected {' or '.join(s + '://N' for s in CAMERA_SCHEMES)}.")
+        raise ValueError(f"{uri!r} is not a camera URI; expected "
+                         f"{' or '.join(s + '://N' for s in CAMERA_SCHEMES)}.")
     number = parts.netloc or parts.path.strip("/") or "0"
     if not number.isdigit() or (parts.netloc and parts.path.strip("/")):
         raise ValueError(f"camera {uri!r}: expected {scheme}://N with N the camera number (0 for "
@@ -380,7 +381,9 @@ def gst_element_problem(element: str, timeout: float = 10.0) -> str | None:
                               timeout=timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return "" if done.returncode == 0 else f"GStreamer has no {element} element (`gst-inspect-1.0 {element}` fails)"
+    if done.returncode == 0:
+        return ""
+    return f"GStreamer has no {element} element (`gst-inspect-1.0 {element}` fails)"
 
 
 def _picamera2_problem() -> str:
