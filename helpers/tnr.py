@@ -362,6 +362,21 @@ class TemporalDenoiser:
         noise = getattr(self._impl, "noise", None)
         return None if noise is None else float(noise)
 
+    def _check_memory(self, frame, fraction: float = 0.5) -> None:
+        """Refuse a frame whose working set would exceed ``fraction`` of the free memory on the
+        filter's device, with the estimate, instead of a raw allocator error (or swapping)."""
+        from .filters import _available_bytes
+
+        h, w = frame.shape[:2]
+        channels = frame.shape[2] if frame.ndim == 3 else 1
+        need = 4 * PEAK_FLOATS_PER_VALUE * h * w * channels
+        have = _available_bytes(self._impl.device)
+        if need > fraction * have:
+            raise MemoryError(f"TemporalDenoiser: a {w}x{h} frame needs about {need / 2**30:.1f} GiB on "
+                              f"{self._impl.device} at the peak, more than {fraction:.0%} of the "
+                              f"{have / 2**30:.1f} GiB free. Resize the frames (cv2.resize) before the "
+                              "filter, or free memory.")
+
     def reset(self) -> None:
         """Forget the history (a new scene, a seek, a camera switch)."""
         self._impl.reset()
@@ -369,6 +384,8 @@ class TemporalDenoiser:
 
     def __call__(self, frame):
         _check_frame(frame)
+        if self.backend == "torch":
+            self._check_memory(frame)  # before anything changes: a refused frame leaves no trace
         size = tuple(frame.shape[:2])
         if self._size is not None and size != self._size:
             warnings.warn(f"TemporalDenoiser: frame size changed from {self._size[1]}x{self._size[0]} "
@@ -391,6 +408,11 @@ class TemporalDenoiser:
         if isinstance(frame, np.ndarray):
             return out.cpu().numpy()
         return out.to(frame.device)
+
+
+# Full-size float32 tensors alive at the filter's peak, per channel value: the frame, the
+# history, the blend and its temporaries, the uint8 result (measured peak ~6; 8 leaves room).
+PEAK_FLOATS_PER_VALUE = 8
 
 
 def _like(array: np.ndarray, tensor):

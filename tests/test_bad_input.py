@@ -264,3 +264,14 @@ def test_a_timeout_shorter_than_the_pacing_blames_the_pacing():
         src.read(timeout=10)  # the first frame comes when it is rendered
         with pytest.raises(FrameTimeout, match="realtime=True paces it at 1 fps"):
             src.read()
+
+
+def test_tnr_on_a_frame_too_large_for_memory_names_the_estimate():
+    from helpers import tnr
+
+    huge = np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (40000, 40000, 3))  # never allocated
+    denoiser = tnr.TemporalDenoiser("torch", device="cpu")
+    with pytest.raises(MemoryError, match=r"40000x40000 frame needs about \d+\.\d GiB.*cv2.resize"):
+        denoiser(huge)
+    small = synth.Scene(size=(320, 240), seed=1).frame(0).noisy
+    assert denoiser(small).shape == small.shape  # the filter still works after the refusal
