@@ -26,6 +26,7 @@ import contextlib
 import queue
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,11 +179,23 @@ class Pipeline:
         self.score_thresh = score_thresh if score_thresh is not None else \
             (tracker.low_score if tracker is not None else 0.5)
         self.trails = None
+        self._frame_size = None
 
     def _infer(self, image, times: dict):
         import torch
 
         det = self.detector
+        size = tuple(image.shape[:2])
+        if self._frame_size is not None and size != self._frame_size:
+            # A new picture (a camera switch, a resized stream): the tracks and trails live in
+            # the old frame's coordinates and would coast there. The denoiser resets itself.
+            if self.tracker is not None:
+                self.tracker.reset()
+            self.trails = None
+            warnings.warn(f"Pipeline: frame size changed from {self._frame_size[1]}x{self._frame_size[0]} "
+                          f"to {size[1]}x{size[0]}; the tracker was reset (track ids start again).",
+                          RuntimeWarning, stacklevel=2)
+        self._frame_size = size
         t = time.perf_counter()
         if self.denoiser is not None:
             image = self.denoiser(image)
@@ -244,6 +257,7 @@ class Pipeline:
         if self.denoiser is not None:
             self.denoiser.reset()
         self.trails = None
+        self._frame_size = None
         times = {s: [] for s in STAGES}
         run = self._run_sync if mode == "sync" else self._run_overlapped
         start = time.perf_counter()

@@ -275,3 +275,25 @@ def test_tnr_on_a_frame_too_large_for_memory_names_the_estimate():
         denoiser(huge)
     small = synth.Scene(size=(320, 240), seed=1).frame(0).noisy
     assert denoiser(small).shape == small.shape  # the filter still works after the refusal
+
+
+@pytest.mark.parametrize("mode", ["sync", "overlapped"])
+def test_a_frame_size_change_resets_the_tracker(mode, offline):
+    """Tracks coasting in the old frame's coordinates would be matched to the new picture."""
+    from helpers import pipeline, tnr
+
+    small = synth.Scene(size=(640, 480), seed=4, length=12)
+    big = synth.Scene(size=(1280, 720), seed=4, length=6)
+    frames = [small.frame(i).noisy for i in range(12)] + [big.frame(i).noisy for i in range(6)]
+    tracker = Tracker(max_age=30, min_hits=1)
+    seen = []
+    pipe = pipeline.Pipeline(detect.Detector(models.synth_detector()), tracker=tracker,
+                             denoiser=tnr.TemporalDenoiser("torch"),
+                             on_frame=lambda i, drawn, out: seen.append((drawn.shape[:2], out.boxes.copy())))
+    with pytest.warns(RuntimeWarning, match="frame size changed from 640x480 to 1280x720; the tracker was reset"):
+        pipe.run(frames, mode=mode)
+    first_big = seen[12]
+    assert first_big[0] == (720, 1280)
+    # min_hits=1: right after the reset only boxes detected in this very frame are tracks;
+    # none is a coasting track from the 640x480 picture.
+    assert len(first_big[1]) <= len(pipe.detector(frames[12], tracker.low_score))
