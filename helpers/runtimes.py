@@ -20,6 +20,7 @@ builds (or loads from the cache) an engine through ``helpers.trt`` and needs Ten
 from __future__ import annotations
 
 import os
+import re
 import platform
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
@@ -297,6 +298,15 @@ class OnnxRuntime(_Base):
                 raise ValueError(
                     f"{self.path} is not a valid ONNX model ({text}). It may be truncated or not ONNX at all: "
                     f"export it again with helpers.export.export_onnx."
+                ) from exc
+            missing = re.search(r"implementation for (\w+)\((\d+)\) node with name '([^']*)'", text)
+            if missing:
+                op, version, node = missing.groups()
+                raise RuntimeError(
+                    f"{self.path.name}: node {node!r} uses {op} (opset {version}) with input types this "
+                    f"onnxruntime {ort.__version__} has no kernel for on {', '.join(providers)}. Fixes: "
+                    f"export with another dtype or opset (helpers.export.export_onnx(..., opset=17)), "
+                    f"replace that op in the model, or use a provider that has it (e.g. CUDA for FP16)."
                 ) from exc
             raise RuntimeError(f"ONNX Runtime could not create a session for {self.path}: {text}") from exc
 

@@ -297,3 +297,21 @@ def test_a_frame_size_change_resets_the_tracker(mode, offline):
     # min_hits=1: right after the reset only boxes detected in this very frame are tracks;
     # none is a coasting track from the 640x480 picture.
     assert len(first_big[1]) <= len(pipe.detector(frames[12], tracker.low_score))
+
+
+def test_an_op_onnx_runtime_cannot_run_names_the_node_and_the_fixes(tmp_path):
+    """A valid model whose Abs takes bfloat16: ONNX allows it, ORT's CPU kernels don't."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from helpers import runtimes
+
+    x = helper.make_tensor_value_info("images", TensorProto.BFLOAT16, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("out", TensorProto.BFLOAT16, [1, 3, 4, 4])
+    graph = helper.make_graph([helper.make_node("Abs", ["images"], ["out"], name="abs_bf16")], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "bf16.onnx"
+    onnx.save(model, path)
+    with pytest.raises(RuntimeError, match=r"node 'abs_bf16' uses Abs \(opset 13\).*no kernel.*Fixes"):
+        runtimes.OnnxRuntime(path)
