@@ -12,6 +12,12 @@ benchmark does:
     scores = evaluate.sequence(detector, "build/datasets/MOT17/train/MOT17-02-FRCNN")
     scores["map50"], scores["mota"], scores["idf1"]
 
+Footage without ground truth is compared with a reference detector instead (its confident
+boxes as pseudo ground truth: agreement, not accuracy):
+
+    gap = evaluate.agreement(real_dets, synth_dets)   # dicts frame -> Detections
+    gap["ap50"], gap["matched"], gap["per_frame_reference"], gap["per_frame_other"]
+
 Frames of several scenes are numbered consecutively (scene k's frame i becomes
 ``k * length + i``) so one pycocotools evaluation covers them all. Objects less than
 ``MIN_VISIBILITY`` visible are don't-care regions (neither hits nor false positives), as in
@@ -154,6 +160,67 @@ def sequence(detector, folder, tracker: Tracker | None = None, layout: str | Non
     return {"map": det["map"], "map50": det["map50"], "mota": trk["mota"], "idf1": trk["idf1"],
             "id_switches": trk["id_switches"], "frames": len(preds), "sequence": seq.name,
             "detection": det, "tracking": trk}
+
+
+def agreement(reference: dict, other: dict, label: int = mot.PEDESTRIAN,
+              other_label: int | None = None, reference_score: float = 0.5,
+              score_threshold: float = 0.5, iou: float = 0.5) -> dict:
+    """How well ``other``'s detections agree with ``reference``'s on the same frames, for
+    footage without ground truth: the reference's ``label`` boxes scoring at least
+    ``reference_score`` become *pseudo* ground truth, and ``other``'s ``other_label`` boxes
+    (default: ``label``) are scored against them by pycocotools (helpers.metrics). The
+    numbers say how often the two detectors agree, not which is right.
+
+    ``reference`` and ``other``: dicts ``frame -> Detections`` (anything with ``boxes``,
+    ``scores``, ``labels``); every frame of ``other`` must be in ``reference``, and a
+    reference frame missing from ``other`` counts as "no detections there". Give ``other``
+    down to a low score (0.05, say) for a meaningful AP.
+
+    Returns ``ap50`` (AP at ``iou`` against the pseudo ground truth); ``matched`` (the
+    fraction of reference boxes that ``other`` finds at IoU >= ``iou`` with score >=
+    ``score_threshold``: recall) and ``precision`` (the fraction of ``other``'s boxes at that
+    score that match one); ``per_frame_reference`` / ``per_frame_other`` (mean boxes per
+    frame at ``reference_score`` / ``score_threshold``); ``counts_reference`` /
+    ``counts_other`` (those counts frame by frame, in frame order); ``frames``; ``tp``,
+    ``fp``, ``num_reference``; and the whole of detection_metrics under ``detection``.
+    """
+    other_label = label if other_label is None else other_label
+    extra = sorted(set(other) - set(reference))
+    if extra:
+        raise ValueError(f"agreement: expected every frame of `other` in `reference`; frames "
+                         f"{extra[:5]} are not. Run both detectors over the same frames.")
+    frames = sorted(reference)
+    rows = []  # (frame, boxes) of the pseudo ground truth
+    counts_ref, counts_other, preds = [], [], {}
+    for f in frames:
+        ref = reference[f]
+        keep = (np.asarray(ref.labels) == label) & (np.asarray(ref.scores) >= reference_score)
+        boxes = np.asarray(ref.boxes, np.float64).reshape(-1, 4)[keep]
+        rows.append((f, boxes))
+        counts_ref.append(len(boxes))
+        det = other.get(f)
+        if det is None:
+            b, s = np.zeros((0, 4)), np.zeros(0)
+        else:
+            mine = np.asarray(det.labels) == other_label
+            b = np.asarray(det.boxes, np.float64).reshape(-1, 4)[mine]
+            s = np.asarray(det.scores, np.float64)[mine]
+        preds[f] = (b, s, np.full(len(b), label, np.int64))  # one class, as the reference
+        counts_other.append(int((s >= score_threshold).sum()))
+    n = sum(counts_ref)
+    gt = mot.GroundTruth(
+        frame=np.concatenate([np.full(len(b), f, np.int64) for f, b in rows]) if rows else [],
+        track_id=np.arange(1, n + 1), boxes=np.concatenate([b for _, b in rows]) if rows else [],
+        class_id=np.full(n, label, np.int64), visibility=np.ones(n), active=np.ones(n, np.int64))
+    det = metrics.detection_metrics(gt, preds, iou=iou, score_threshold=score_threshold)
+    ap = det["ap_per_class"].get(label, float("nan"))
+    return {"ap50": 0.0 if np.isnan(ap) and n else ap, "matched": det["recall"],
+            "precision": det["precision"], "tp": det["tp"], "fp": det["fp"], "num_reference": n,
+            "frames": len(frames),
+            "per_frame_reference": float(np.mean(counts_ref)) if frames else float("nan"),
+            "per_frame_other": float(np.mean(counts_other)) if frames else float("nan"),
+            "counts_reference": np.asarray(counts_ref), "counts_other": np.asarray(counts_other),
+            "detection": det}
 
 
 def noise_sweep(detector, levels=(0.0, 0.3, 0.6, 1.0), **kwargs) -> dict[float, dict]:

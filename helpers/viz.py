@@ -26,9 +26,12 @@ def draw_boxes(image: np.ndarray, boxes, labels=None, colors=None, thickness: in
     return out
 
 
-def side_by_side(images, titles=None, gap: int = 8) -> np.ndarray:
-    """Concatenate BGR images horizontally (resized to the first one's height), with titles."""
-    height = images[0].shape[0]
+def side_by_side(images, titles=None, gap: int = 8, height: int | None = None) -> np.ndarray:
+    """Concatenate BGR images horizontally (resized to the first one's height, or to
+    ``height``: half-size tiles keep a side-by-side video small), with titles."""
+    height = int(height) if height is not None else images[0].shape[0]
+    if height < 1:
+        raise ValueError(f"side_by_side: expected height >= 1 pixel; found {height}.")
     tiles = []
     for i, image in enumerate(images):
         if image.shape[0] != height:

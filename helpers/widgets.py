@@ -12,10 +12,21 @@ The only module that imports ipywidgets; nothing else in ``helpers`` needs Jupyt
 synthetic source replays at its native rate ("recorded camera"), so the same live-view
 cell runs under nbval in CI. Re-running the cell is safe: a new viewer with the same
 ``name`` stops the old one, joins its thread and removes its observers first.
+
+``process`` is the per-frame hook (``frame -> image``: detect, track, draw); it runs on the
+viewer's thread. Stop releases the source the viewer opened (a camera is free for another
+program while stopped; Start opens it again, and a recorded source restarts). For headless
+runs (nbval, ``make run``), ``run(seconds=..., frames=...)`` starts, waits, stops and
+releases, also on KeyboardInterrupt, and raises what stopped the thread:
+
+    viewer = Viewer(uri, process=detect_and_draw, name="live")
+    display(viewer.widget())
+    viewer.run(seconds=5)      # returns after 5 s with everything released; Start runs it on
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import weakref
@@ -82,7 +93,9 @@ class Viewer(traitlets.HasTraits):
             kw["loop"] = False  # only recorded sources can restart
         return VideoSource(self._source_arg, **kw)
 
-    def _loop(self):
+    def _loop(self, source: VideoSource):
+        # ``source`` is passed in: stop() may release and forget self._source while a slow
+        # process() call still runs here.
         stamps: deque = deque(maxlen=30)
         silent = 0.0
         try:
@@ -90,10 +103,10 @@ class Viewer(traitlets.HasTraits):
                 # Short waits keep Stop responsive; the source's own timeout decides when
                 # a silent camera is an error (a first frame can take seconds to expose).
                 try:
-                    frame = self._source.read(timeout=POLL_S)
+                    frame = source.read(timeout=POLL_S)
                 except FrameTimeout:
                     silent += POLL_S
-                    if silent >= self._source.timeout:
+                    if source.timeout is not None and silent >= source.timeout:
                         raise
                     continue
                 silent = 0.0
@@ -103,32 +116,73 @@ class Viewer(traitlets.HasTraits):
                 stamps.append(time.perf_counter())
                 self.value = image
                 self.frames += 1
-                self.dropped = self._source.dropped
+                self.dropped = source.dropped
                 if len(stamps) > 1:
                     self.fps = (len(stamps) - 1) / (stamps[-1] - stamps[0])
         except BaseException as exc:  # shown by status(), never lost in a thread
-            self._error = exc
+            if not (self._stop.is_set() and source.closed):  # not the source stop() closed
+                self._error = exc
         finally:
+            # Ended by itself (an error, the end of a file): let go of a camera now, not at Stop.
+            if not isinstance(self._source_arg, VideoSource):
+                source.close()
             self.running = False
 
     def start(self) -> "Viewer":
         if self.running:
             return self
-        if self._source is None:
+        if self._source is None or self._source.closed:
             self._source = self._open()
         self._stop.clear()
         self._error = None
         self.running = True
-        self._thread = threading.Thread(target=self._loop, name=f"viewer-{self.name or id(self)}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, args=(self._source,),
+                                        name=f"viewer-{self.name or id(self)}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> "Viewer":
+        """Stop the frame thread and release the source this viewer opened (a camera is then
+        free; Start opens it again). A ready VideoSource passed in stays open: it is yours."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
+        self._release()
         self.running = False
+        return self
+
+    def _release(self) -> None:
+        if self._source is not None and not isinstance(self._source_arg, VideoSource):
+            self._source.close()
+            self._source = None
+
+    def run(self, seconds: float | None = None, frames: int | None = None) -> "Viewer":
+        """Start, and return once ``seconds`` have passed or ``frames`` more frames were shown
+        (whichever comes first) or the source ended, stopped with the source released. For
+        cells that must end on their own (nbval, ``make run``); press Start to carry on.
+
+        On KeyboardInterrupt (Jupyter's Interrupt) the viewer is stopped and released before
+        the interrupt goes on. An error that stopped the frame thread (the process hook's,
+        a silent camera's) is raised here rather than only shown in the status line. While it
+        waits the kernel is busy, so the Stop button answers only after it returns."""
+        if seconds is None and frames is None:
+            raise ValueError("run() needs seconds= or frames= (or both) so that it ends; use "
+                             "start() for a viewer that runs until Stop.")
+        if (seconds is not None and not seconds > 0) or (frames is not None and not frames >= 1):
+            raise ValueError(f"run(): expected seconds > 0 and frames >= 1; found seconds={seconds}, "
+                             f"frames={frames}.")
+        end = time.monotonic() + seconds if seconds is not None else math.inf
+        goal = self.frames + frames if frames is not None else math.inf
+        try:
+            self.start()
+            while self.running and self.frames < goal and time.monotonic() < end:
+                time.sleep(0.02)
+        finally:  # also on KeyboardInterrupt: nothing keeps running or holds the camera
+            self.stop()
+        if self._error is not None:
+            raise RuntimeError(f"the viewer {self.name or ''!r} stopped after {self.frames} frames: "
+                               f"{type(self._error).__name__}: {self._error}") from self._error
         return self
 
     def close(self) -> None:
@@ -137,8 +191,6 @@ class Viewer(traitlets.HasTraits):
         for link in self._links:
             link.unlink()
         self._links.clear()
-        if self._source is not None and not isinstance(self._source_arg, VideoSource):
-            self._source.close()
         self._source = None
         # The widget itself stays open, unlinked: it keeps showing the last frame, in the
         # notebook and in the saved widget state of an exported HTML page.

@@ -18,6 +18,8 @@ def test_side_by_side_matches_heights_and_keeps_dtype():
     b = np.full((240, 320, 3), 200, np.uint8)
     out = viz.side_by_side([a, b], ["a", "b"], gap=4)
     assert out.shape == (120, 160 + 4 + 160, 3) and out.dtype == np.uint8
+    half = viz.side_by_side([b, b], ["a", "b"], gap=4, height=120)  # smaller tiles, same layout
+    assert half.shape == (120, 160 + 4 + 160, 3) and half[60, 80].tolist() == [200, 200, 200]
 
 
 def test_colours_are_stable_per_class_and_spread_per_id():

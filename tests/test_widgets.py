@@ -5,6 +5,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from helpers import capture, widgets
 
@@ -108,3 +109,87 @@ def test_threshold_view_counts_and_redraws_as_the_slider_moves():
     slider.value = 0.15  # as if the learner dragged it
     assert view.count == 3 and "3 boxes at score >= 0.15" == label.value
     assert not np.array_equal(before, view.value)
+
+
+def _open_sources():
+    return len([s for s in capture._OPEN])
+
+
+def test_run_ends_on_its_own_and_releases_everything():
+    before_threads, before_sources = len(_threads("viewer-")), _open_sources()
+    seen = []
+
+    def hook(frame):  # the per-frame processing a live cell does (detect, track, draw)
+        seen.append(frame.index)
+        return frame.image[::2, ::2].copy()
+
+    viewer = widgets.Viewer(URI, process=hook, name="test-run")
+    viewer.widget()
+    start = time.monotonic()
+    viewer.run(frames=8, seconds=20)
+    assert time.monotonic() - start < 10 and viewer.frames >= 8 and not viewer.running
+    assert viewer.value.shape == (120, 160, 3) and len(seen) >= 8  # the hook's output is shown
+    assert len(_threads("viewer-")) == before_threads and _open_sources() == before_sources
+    assert viewer.fps > 0
+
+    start = time.monotonic()  # and by time alone
+    viewer.run(seconds=0.5)
+    assert 0.4 < time.monotonic() - start < 3 and _open_sources() == before_sources
+    viewer.close()
+
+
+def test_stop_releases_the_source_and_start_opens_it_again():
+    before = _open_sources()
+    with widgets.Viewer(URI, name="test-stop-release") as viewer:
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= 2) and _open_sources() == before + 1
+        viewer.stop()
+        assert _open_sources() == before, "a stopped viewer must not hold its camera"
+        shown = viewer.frames
+        viewer.start()
+        assert _wait(lambda: viewer.frames >= shown + 2), viewer.status()
+    assert _open_sources() == before
+
+
+def test_keyboard_interrupt_during_run_releases_everything():
+    import _thread
+
+    before_threads, before_sources = len(_threads("viewer-")), _open_sources()
+    def interrupt_at_frame_3(frame):
+        if frame.index == 3:
+            _thread.interrupt_main()  # what Jupyter's Interrupt does: KeyboardInterrupt in the cell
+        return frame.image
+
+    viewer = widgets.Viewer(URI, process=interrupt_at_frame_3, name="test-interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        viewer.run(seconds=30)
+    assert not viewer.running and viewer.frames > 0
+    assert len(_threads("viewer-")) == before_threads and _open_sources() == before_sources
+    viewer.close()
+
+
+def test_run_raises_what_stopped_the_hook_and_releases_the_source():
+    before = _open_sources()
+
+    def broken(frame):
+        if frame.index == 3:
+            raise ValueError("the hook broke on frame 3")
+        return frame.image
+
+    viewer = widgets.Viewer(URI, process=broken, name="test-broken")
+    with pytest.raises(RuntimeError, match="frame 3") as info:
+        viewer.run(seconds=20)
+    assert isinstance(info.value.__cause__, ValueError) and "stopped by ValueError" in viewer.status()
+    assert _open_sources() == before
+    with pytest.raises(ValueError, match="seconds= or frames="):
+        viewer.run()
+    viewer.close()
+
+
+def test_a_source_that_ends_is_released_without_stop():
+    before = _open_sources()
+    viewer = widgets.Viewer("synthetic://?size=320x240&fps=200&length=5", name="test-end", loop=False)
+    viewer.start()
+    assert _wait(lambda: not viewer.running and viewer.frames == 5), viewer.status()
+    assert _open_sources() == before and "stopped by" not in viewer.status()
+    viewer.close()
