@@ -232,3 +232,164 @@ def summary_row(scores: dict) -> dict:
     """The figures a table shows, rounded for reading."""
     return {k: round(float(scores[k]), 3) for k in ("map50", "map", "precision", "recall")
             if k in scores and not np.isnan(scores[k])}
+
+
+# Real footage without labels, made dark on purpose: the detector's own boxes on the clean
+# frames are the pseudo ground truth, and the same frames with helpers.synth's low-light noise
+# (optionally through a temporal denoiser) are scored against them. Lesson 04 and
+# benchmarks/tnr_quality.py measure TNR on real frames this way.
+
+def video_runs(path, runs) -> list[tuple[int, list]]:
+    """Contiguous runs of frames of a video file: ``runs = [(start, length), ...]`` with
+    0-based frame numbers; returns ``[(start, [BGR uint8 frames]), ...]`` in the order given.
+    The file is read once, front to back (seeking is not frame-exact in every container), so
+    runs may come in any order but must lie inside the video."""
+    import cv2
+
+    runs = [(int(s), int(n)) for s, n in runs]
+    if not runs or any(s < 0 or n < 1 for s, n in runs):
+        raise ValueError(f"video_runs: expected (start >= 0, length >= 1) pairs; found {runs}.")
+    end = max(s + n for s, n in runs)
+    wanted = {}
+    for k, (s, n) in enumerate(runs):
+        for f in range(s, s + n):
+            wanted.setdefault(f, []).append(k)
+    out = [[] for _ in runs]
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise FileNotFoundError(f"video_runs: could not open {path}; expected a video file "
+                                "OpenCV can read (vtest.avi: sudo apt-get install opencv-doc).")
+    try:
+        for f in range(end):
+            if f not in wanted:
+                if not cap.grab():
+                    break
+                continue
+            ok, image = cap.read()
+            if not ok:
+                break
+            for k in wanted[f]:
+                out[k].append(image)
+    finally:
+        cap.release()
+    short = [(s, n, len(o)) for (s, n), o in zip(runs, out) if len(o) != n]
+    if short:
+        raise ValueError(f"video_runs: {path} ended early; (start, length, frames read) = {short}. "
+                         "Ask for runs inside the video.")
+    return [(s, frames) for (s, _), frames in zip(runs, out)]
+
+
+def noisy_runs(runs, strength: float, seed: int = 0) -> list[tuple[int, list]]:
+    """``runs`` (as from video_runs) through ``synth.NoiseModel(strength)``, every frame its
+    own draw (shot + read noise, gain flicker), reproducible per (seed, run start, strength).
+    Strength 0 returns the frames themselves."""
+    model = synth.NoiseModel(strength)
+    if model.strength == 0:
+        return [(s, list(frames)) for s, frames in runs]
+    out = []
+    for start, frames in runs:
+        rng = np.random.default_rng([int(seed), int(start), int(round(strength * 1000))])
+        out.append((start, [model.apply(f, rng) for f in frames]))
+    return out
+
+
+def _footage_pass(detector, runs, clean=None, denoiser=None, warmup: int = 10, stride: int = 1,
+                  tracker: Tracker | None = None, score_thresh: float = 0.01,
+                  track_score: float | None = None, ssim_every: int = 0):
+    """One pass over ``runs``: frames (denoised if asked) -> detector (-> tracker). The first
+    ``warmup`` frames of each run feed the denoiser and the tracker but are not scored."""
+    from skimage.metrics import structural_similarity
+
+    from .track import Detections
+
+    if tracker is not None and stride != 1:
+        raise ValueError(f"a tracker needs every frame; found stride={stride}. Use stride=1.")
+    dets, tracks, psnrs, ssims = {}, {}, [], []
+    truths = [frames for _, frames in clean] if clean is not None else [None] * len(runs)
+    for run, ((start, frames), truth) in enumerate(zip(runs, truths)):
+        if denoiser is not None:
+            denoiser.reset()
+        if tracker is not None:
+            tracker.reset()
+        for i, image in enumerate(frames):
+            if denoiser is not None:
+                image = denoiser(image)
+            scored = i >= warmup and (i - warmup) % stride == 0
+            if not scored and tracker is None:
+                continue
+            d = detector(image, score_thresh=score_thresh)
+            f = start + i
+            if tracker is not None:
+                t = d if track_score is None else Detections(d.boxes[d.scores >= track_score],
+                                                            d.scores[d.scores >= track_score],
+                                                            d.labels[d.scores >= track_score])
+                out = tracker.update(t)
+                if scored:  # ids restart in each run: keep them apart
+                    tracks[f] = (out.boxes, np.asarray(out.track_ids) + 100_000 * run)
+            if not scored:
+                continue
+            dets[f] = d
+            if truth is not None:
+                psnrs.append(min(metrics.psnr(image, truth[i]), 99.0))  # 99 dB: identical
+                if ssim_every and (len(psnrs) - 1) % ssim_every == 0:
+                    ssims.append(structural_similarity(image, truth[i], channel_axis=2))
+    return dets, tracks, psnrs, ssims
+
+
+def footage_reference(detector, runs, warmup: int = 10, stride: int = 1,
+                      tracker: Tracker | None = None, reference_score: float = 0.5,
+                      label: int = mot.PEDESTRIAN) -> dict:
+    """The pseudo ground truth of clean ``runs``: ``detector``'s detections on every scored
+    frame (``detections``: frame -> Detections; footage() keeps its ``label`` boxes scoring
+    >= ``reference_score``) and, with a ``tracker``, those confident boxes linked into tracks
+    (``gt_tracks``: a mot.GroundTruth). It is the detector's own view of the clean frames, so
+    scores against it measure how much the noise changes what the detector sees, not how right
+    it is."""
+    dets, tracks, _, _ = _footage_pass(detector, runs, warmup=warmup, stride=stride, tracker=tracker,
+                                       track_score=reference_score)
+    out = {"detections": dets, "warmup": warmup, "stride": stride, "reference_score": reference_score,
+           "label": label, "runs": [(s, len(f)) for s, f in runs]}
+    if tracker is not None:
+        rows = [(f, i, b) for f, (boxes, ids) in sorted(tracks.items()) for i, b in zip(ids, boxes)]
+        n = len(rows)
+        out["gt_tracks"] = mot.GroundTruth(
+            frame=np.array([r[0] for r in rows], np.int64), track_id=np.array([r[1] for r in rows], np.int64),
+            boxes=np.array([r[2] for r in rows], np.float64).reshape(-1, 4), class_id=np.full(n, label),
+            visibility=np.ones(n), active=np.ones(n, np.int64))
+    return out
+
+
+def footage(detector, reference: dict, runs, clean=None, denoiser=None,
+            tracker: Tracker | None = None, ssim_every: int = 0) -> dict:
+    """Score ``detector`` on ``runs`` (noisy frames, say, from noisy_runs), optionally through
+    ``denoiser``, against ``reference`` (footage_reference of the clean frames, same runs and
+    warm-up): ``ap50`` (AP@0.5 of the detections against the pseudo ground truth, pycocotools
+    via agreement()), ``matched`` and ``precision`` (at score 0.5), ``frames``; with ``clean``
+    (the clean runs) ``psnr`` and, every ``ssim_every``-th scored frame, ``ssim`` of the frames
+    the detector saw; with a ``tracker`` (and a reference built with one) ``mota``, ``idf1``
+    and ``id_switches`` against the reference's tracks (the tracker gets the same confident
+    boxes, score >= the reference's, as the reference's tracker did, so the clean frames score
+    1.0 against themselves)."""
+    warmup, stride = reference["warmup"], reference["stride"]
+    if [(s, len(f)) for s, f in runs] != [tuple(r) for r in reference["runs"]]:
+        raise ValueError("footage: the runs differ from the reference's "
+                         f"({[(s, len(f)) for s, f in runs]} vs {reference['runs']}); build the "
+                         "reference from the clean frames of the same runs.")
+    dets, tracks, psnrs, ssims = _footage_pass(detector, runs, clean=clean, denoiser=denoiser,
+                                               warmup=warmup, stride=stride, tracker=tracker,
+                                               track_score=reference["reference_score"],
+                                               ssim_every=ssim_every)
+    gap = agreement(reference["detections"], dets, label=reference["label"],
+                    reference_score=reference["reference_score"])
+    out = {"ap50": float(gap["ap50"]), "matched": float(gap["matched"]),
+           "precision": float(gap["precision"]), "frames": gap["frames"],
+           "num_reference": int(gap["num_reference"]),
+           "psnr": float(np.mean(psnrs)) if psnrs else None,
+           "ssim": float(np.mean(ssims)) if ssims else None}
+    if tracker is not None:
+        if "gt_tracks" not in reference:
+            raise ValueError("footage: a tracker was given but the reference has no tracks; "
+                             "build it with footage_reference(..., tracker=Tracker()).")
+        trk = metrics.tracking_metrics(reference["gt_tracks"], tracks)
+        out.update(mota=float(trk["mota"]), idf1=float(trk["idf1"]), id_switches=int(trk["id_switches"]))
+    return out
