@@ -17,6 +17,9 @@ PY     := $(VENV)/$(EVW_VENV_BIN)/python
 STAMP  := $(VENV)/.installed
 # Never touch the network from the test suite or the executed workbook.
 export EVW_OFFLINE := 1
+# Idle OpenMP workers sleep instead of spinning: in a notebook, torch's spinning threads starve
+# ONNX Runtime's and the pipeline's threads on two cores (several times slower under load).
+export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help venv test unit nbval test-browser browser-if-available run lab bench clean distclean
