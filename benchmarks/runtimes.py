@@ -15,9 +15,10 @@ stand in and the JSON says so.
 
 CPU targets: detector ORT FP32 <= 10 ms, ORT INT8 <= 6 ms with drift PASS; MobileNetV2
 ORT FP32 >= 2.5x eager, ORT INT8 >= 1.5x ORT FP32. The JSON records the CPU model and the
-load average before and after: run it on a quiet machine. Eager runs with PyTorch's default
-OpenMP busy-wait unless OMP_WAIT_POLICY is set; on a loaded machine that alone makes it 4x slower
-(OMP_WAIT_POLICY=PASSIVE measures the network without that effect).
+load average before and after: run it on a quiet machine. PyTorch's OpenMP workers sleep between
+operations here (OMP_WAIT_POLICY=PASSIVE, as in notebooks 05-07 and the other benchmarks): their
+default busy-wait made eager 4-20x slower on a loaded 2-core machine. OMP_WAIT_POLICY=ACTIVE in the
+environment measures that default instead; the JSON records which one ran.
 
 Writes benchmarks/results/runtimes.json (or --json).
 """
@@ -31,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgomp: see the docstring
 
 import torch  # noqa: E402
 
@@ -189,7 +191,7 @@ def main(argv=None) -> dict:
     bench.write_results(args.json, {"benchmark": "runtimes", "device": args.device, "threads": args.threads,
                                     "results": results, "targets": checks, "sources": sources,
                                     "cpu": export.cpu_summary(), "load_average_before": load_before,
-                                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp's default spins)"),
+                                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                                     "load_average_after": load_after})
     return results
 
