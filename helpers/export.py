@@ -210,24 +210,25 @@ MOBILENET_V2_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3}
 
 # The ported pedestrian detector (models.pedestrian_detector, a MobileNetV2 inside). Measured on
 # vtest.avi, calibrated on PEDESTRIAN_CALIBRATION_FRAMES (40), judged on the 79 held-out frames
-# against PyTorch FP32 with metrics.detection_drift(..., gt_score=0.5) (285 FP32 boxes >= 0.5);
-# matched-box IoU / unmatched / mAP@0.5 drop / max score difference; INT8 tolerances 0.90 / 10% / 0.03.
-# With the 7-bit weights int8_recipe picks on x86 without VNNI (AVX2; fused ORT kernels):
-#   all INT8: minmax 0.935 / 5.9% / 0.020 / 0.54; percentile 0.934 / 5.3% / 0.020 / 0.51;
-#   mean-minmax 0.935 / 5.6% / 0.022 / 0.47 (the first try's 0.40-0.47 score differences);
-#   mean-minmax + stem float 0.936 / 5.6% / 0.019 / 0.45; + its depthwise conv 0.952 / 2.0% / 0.005 / 0.17;
-#   + the whole first block (3 convs) 0.959 / 2.6% / 0.004 / 0.13; the same with minmax 0.959 / 2.2% / 0.012 / 0.16.
+# against PyTorch FP32 with metrics.detection_drift(..., gt_score=0.5) (285 FP32 boxes >= 0.5):
+# matched-box IoU / unmatched / mAP@0.5 drop / max score difference; the INT8 tolerances are
+# 0.90 / 10% / 0.03 / none. With the 7-bit weights int8_recipe picks on x86 without VNNI (AVX2,
+# ONNX Runtime's fused kernels):
+#   all INT8: minmax 0.935 / 5.9% / 0.021 / 0.46; mean-minmax 0.934 / 5.7% / 0.020 / 0.54 (the
+#   first try's 0.40+ score differences); + the stem conv float 0.935 / 5.6% / 0.020 / 0.49;
+#   + its depthwise conv 0.953 / 2.6% / 0.004 / 0.17; + the whole first block (3 convs, the
+#   recipe) 0.959 / 2.0% / 0.004 / 0.21; the recipe with minmax 0.959 / 2.1% / 0.012 / 0.15.
 # With full 8-bit weights (VNNI, ARM), simulated exactly (graph optimizations off: DequantizeLinear
-# and float Conv, no AVX2 saturation): all INT8 0.958 / 2.2% / 0.005 / 0.18; first block float
-# 0.969 / 1.7% / 0.002 / 0.11. (8-bit weights in AVX2's fused kernels saturate: 0.884 / 7.3% / 0.026,
-# a FAIL, which is why int8_recipe picks 7 bits there.) So, as in MobileNetV2, the stem's per-tensor
-# uint8 output scale is what costs boxes, and the first block in float fixes it; it costs no
-# measurable time (ORT INT8 at 2 threads on a loaded AVX2 machine: 30.6 ms all INT8, 31.6 ms first
-# block float, against 54.8 ms FP32, interleaved). Per-channel weights are essential: per tensor
-# 0.771 / 52% / 0.336, a FAIL. Float outputs are not worth it here: the twelve head convs then run as
-# float convs over dequantized weights (29.4 -> 32.7 ms) for 0.962 / 2.8% / 0.004 / 0.12 instead of
-# 0.959 / 2.6% / 0.004 / 0.13; the sigmoid scores and box offsets lose nothing to 256 levels that a
-# classifier's near-tied logits would.
+# and a float Conv, no AVX2 saturation): all INT8 0.958 / 2.9% / 0.005 / 0.18, the recipe
+# 0.969 / 1.3% / 0.002 / 0.10; the TensorRT form (symmetric int8) 0.965 / 2.5% / 0.012 / 0.12.
+# (8-bit weights in AVX2's fused kernels saturate: 0.884 / 7.5% / 0.026, a FAIL, which is why
+# int8_recipe picks 7 bits there.) So, as in MobileNetV2, the stem's per-tensor uint8 output scale
+# is what costs boxes, and keeping the first block float fixes it at no measurable cost (ORT, 2
+# threads, interleaved, load 3 on 2 cores: FP32 18.5 ms, all INT8 12.8 ms, the recipe 12.4 ms).
+# Per-channel weights are essential: per tensor 0.779 / 52% / 0.337, a FAIL. Float outputs are
+# not worth it here: the twelve head convs then run as float convs over dequantized weights
+# (12.9 ms) for 0.962 / 1.6% / 0.004 / 0.20; sigmoid scores and box offsets lose little to 256
+# levels, unlike a classifier's near-tied logits.
 PEDESTRIAN_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3, "float_outputs": False}
 
 # Frames of OpenCV's vtest.avi (795 frames, 10 fps): the first 40 s calibrate, the last 40 s
