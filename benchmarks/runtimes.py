@@ -17,8 +17,11 @@ CPU targets: detector ORT FP32 <= 10 ms, ORT INT8 <= 6 ms with drift PASS; Mobil
 ORT FP32 >= 2.5x eager, ORT INT8 >= 1.5x ORT FP32. The JSON records the CPU model and the
 load average before and after: run it on a quiet machine. PyTorch's OpenMP workers sleep between
 operations here (OMP_WAIT_POLICY=PASSIVE, as in notebooks 05-07 and the other benchmarks): their
-default busy-wait made eager 4-20x slower on a loaded 2-core machine. OMP_WAIT_POLICY=ACTIVE in the
-environment measures that default instead; the JSON records which one ran.
+default busy-wait made eager 4-20x slower on a loaded 2-core machine, and costs ONNX Runtime
+~25% when it runs next to eager (INT8 9.6 -> 12.0 ms). On a nearly idle machine PASSIVE costs eager
+itself instead (32 -> 52 ms, load 2): run it once more with OMP_WAIT_POLICY=ACTIVE (libgomp's
+default) and --json benchmarks/results/runtimes_active.json for eager as PyTorch runs it out of the
+box. The JSON records which policy ran.
 
 Writes benchmarks/results/runtimes.json (or --json).
 """
