@@ -65,6 +65,17 @@ REFERENCE_SCORE = 0.5  # pseudo ground truth: the detector's clean-frame boxes a
 CLEAN_SETTING = {"preset": "outdoor_high_light", "strength": 0.25}  # noise 0: not tuned
 
 
+def _print_levels(levels: dict, score_key: str, score_label: str) -> None:
+    """One row per noise level: the chosen setting, then each measure without > with TNR."""
+    print(f"{'noise':>6}{'setting':>28}{'PSNR':>14}{'SSIM':>14}{score_label:>16}{'MOTA':>16}{'IDF1':>16}")
+    for noise, r in levels.items():
+        st = r["settings"]
+        print(f"{noise:>6}{st['preset'] + ' ' + str(st['strength']):>28}"
+              f"{r['psnr_noisy']:>7.2f}>{r['psnr_tnr']:<6.2f}{r['ssim_noisy']:>7.3f}>{r['ssim_tnr']:<6.3f}"
+              f"{r[score_key]['none']:>8.3f}>{r[score_key]['torch']:<7.3f}{r['mota']['none']:>8.3f}>{r['mota']['torch']:<7.3f}"
+              f"{r['idf1']['none']:>8.3f}>{r['idf1']['torch']:<7.3f}")
+
+
 def image_quality(denoiser, seed: int, noise: float, length: int, every: int = 10) -> dict:
     """Mean PSNR/SSIM against the clean frames, noisy and denoised (every ``every``-th frame,
     after a 10-frame warm-up of the filter)."""
@@ -137,13 +148,7 @@ def synthetic_study(quick: bool) -> dict:
               f"PSNR {quality['psnr_noisy']:.2f} -> {quality['psnr_tnr']:.2f} dB", flush=True)
 
     print("\nheld-out seeds 101-103 (tracking: seed 101); settings tuned on seeds 201-202")
-    print(f"{'noise':>6}{'setting':>28}{'PSNR':>14}{'SSIM':>14}{'mAP@0.5':>16}{'MOTA':>16}{'IDF1':>16}")
-    for noise, r in report.items():
-        s = r["settings"]
-        print(f"{noise:>6}{s['preset'] + ' ' + str(s['strength']):>28}"
-              f"{r['psnr_noisy']:>7.2f}>{r['psnr_tnr']:<6.2f}{r['ssim_noisy']:>7.3f}>{r['ssim_tnr']:<6.3f}"
-              f"{r['map50']['none']:>8.3f}>{r['map50']['torch']:<7.3f}{r['mota']['none']:>8.3f}>{r['mota']['torch']:<7.3f}"
-              f"{r['idf1']['none']:>8.3f}>{r['idf1']['torch']:<7.3f}")
+    _print_levels(report, "map50", "mAP@0.5")
     return {"tune_seeds": TUNE_SEEDS, "report_seeds": evaluate.HELD_OUT_SEEDS,
             "min_visibility": evaluate.MIN_VISIBILITY, "noise_levels": {str(k): v for k, v in report.items()}}
 
@@ -216,13 +221,7 @@ def real_study(quick: bool, device: str = "cpu") -> dict:
 
     print(f"\nreal footage ({source['clip']}): settings tuned on frames {_frames_label(tune_runs)}, "
           f"reported on {_frames_label(report_runs)}; pseudo ground truth = the detector's clean-frame boxes >= {REFERENCE_SCORE}")
-    print(f"{'noise':>6}{'setting':>28}{'PSNR':>14}{'SSIM':>14}{'AP@0.5':>16}{'MOTA':>16}{'IDF1':>16}")
-    for noise, r in levels.items():
-        st = r["settings"]
-        print(f"{noise:>6}{st['preset'] + ' ' + str(st['strength']):>28}"
-              f"{r['psnr_noisy']:>7.2f}>{r['psnr_tnr']:<6.2f}{r['ssim_noisy']:>7.3f}>{r['ssim_tnr']:<6.3f}"
-              f"{r['ap50']['none']:>8.3f}>{r['ap50']['torch']:<7.3f}{r['mota']['none']:>8.3f}>{r['mota']['torch']:<7.3f}"
-              f"{r['idf1']['none']:>8.3f}>{r['idf1']['torch']:<7.3f}")
+    _print_levels(levels, "ap50", "AP@0.5")
     size = clean[0][1][0].shape
     return {
         **source, "size": [int(size[1]), int(size[0])],
