@@ -182,7 +182,10 @@ class _TorchTNR:
 
     def __call__(self, frame, max_frames: float, sigma: float):
         torch = self.torch
-        x = frame.to(self.device, non_blocking=True).float().contiguous()
+        # non_blocking only overlaps anything from pinned host memory; from pageable memory
+        # (a decoded numpy frame) CUDA stages the copy synchronously anyway, so don't pretend.
+        pinned = frame.device.type == "cpu" and frame.is_pinned()
+        x = frame.to(self.device, non_blocking=pinned).float().contiguous()
         h, w = x.shape[:2]
         if h % BLOCK or w % BLOCK:
             raise ValueError(f"the torch TNR works on {BLOCK}x{BLOCK} blocks; the frame is {w}x{h}. "
@@ -262,6 +265,11 @@ class _VPITNR:
             raise RuntimeError(f"the vpi backend runs on CUDA; found device={device!r}. "
                                "Use backend='torch' on the CPU.")
         self.tnr = self.out = self.size = None
+        # One VPI stream for all of this filter's work, synchronised explicitly: that is the
+        # documented pattern (vpi.Stream(), `with stream:`, stream.sync()), whatever form
+        # vpi.Stream.current takes in a given VPI release (method in the reference, property in
+        # the samples).
+        self.stream = vpi.Stream()
 
     def _setup(self, width: int, height: int):
         vpi = self.vpi
@@ -280,16 +288,22 @@ class _VPITNR:
         # VPI reads the frame on its own stream: torch's writes to it must be finished.
         torch.cuda.current_stream(self.device).synchronize()
         image = vpi.asimage(frame, format=vpi.Format.BGR8)  # wraps the tensor, no copy
-        with vpi.Backend.CUDA:
+        with self.stream, vpi.Backend.CUDA:
             nv12 = image.convert(vpi.Format.NV12_ER)
             denoised = self.tnr(nv12, preset=getattr(vpi.TNRPreset, self.VPI_PRESETS[preset]),
                                 strength=strength)
             denoised.convert(out=self.out)
-        vpi.Stream.current().sync()  # and torch must not read the output before VPI wrote it
+        self.stream.sync()  # and torch must not read the output before VPI wrote it
         with self.out.rlock_cuda() as cuda_view:
             # torch.as_tensor aliases VPI's memory through __cuda_array_interface__; the clone
-            # is the one device-side copy, because the next frame overwrites self.out.
-            return torch.as_tensor(cuda_view, device=self.device).clone()
+            # is the one device-side copy, because the next frame overwrites self.out. The clone
+            # is only queued on torch's stream when it returns: the read lock must outlive it,
+            # so wait for an event recorded after it before the lock is released.
+            copy = torch.as_tensor(cuda_view, device=self.device).clone()
+            cloned = torch.cuda.Event()
+            cloned.record(torch.cuda.current_stream(self.device))
+            cloned.synchronize()
+        return copy
 
     def reset(self):
         self.tnr = self.out = self.size = None
