@@ -22,13 +22,14 @@ export EVW_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit nbval test-browser browser-if-available run lab bench clean distclean
+.PHONY: help venv test unit nbval solutions test-browser browser-if-available run lab bench clean distclean
 
 help:
 	@echo "make run    execute every notebook into build/ (HTML + index) and print the summary"
 	@echo "make test   unit tests, then every notebook under nbval (what CI runs)"
 	@echo "make test-browser  JupyterLab in headless Chromium: widgets render and respond (make test runs it too"
 	@echo "                   when /usr/bin/chromium is installed, always under EVW_BROWSER_REQUIRED=1; screenshots in build/screenshots/)"
+	@echo "make solutions  the instructor solutions, rendered to build/solutions/ (index.html)"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make bench  run the benchmark scripts (tables + JSON in benchmarks/results/)"
 
@@ -67,8 +68,17 @@ test: unit nbval
 unit: $(STAMP)
 	MPLBACKEND=Agg $(PY) -m pytest tests -q
 
+# EVW_CHECK_SOLUTIONS=1: every exercise.check also judges solutions/<notebook>.json's answer against
+# the truth measured here, so a solution that no longer passes fails the run. The notebooks'
+# records go to build/test/results, never to build/results, which belongs to make run's
+# index.html and report.html (the two must keep agreeing).
 nbval: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks
+	EVW_CHECK_SOLUTIONS=1 EVW_REPORT_DIR=$(CURDIR)/build/test/results \
+		$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env --nbval-cell-timeout=900 notebooks
+
+# The instructor solutions (solutions/*.json with each exercise's prompt) as markdown and HTML.
+solutions: $(STAMP)
+	$(PY) -m helpers.exercise --out build/solutions
 
 # The browser suite: a real JupyterLab driven by Playwright in Debian's headless Chromium
 # (apt-get install chromium chromium-driver; .ci/run does it). Playwright comes from the

@@ -450,7 +450,7 @@ class LessonTrack(NamedTuple):
 
 
 @dataclass(frozen=True)
-class Lesson:
+class LessonPlan:
     notebook: str
     # capability -> the part of the notebook that needs it (named in skip lines)
     uses: dict = field(default_factory=dict)
@@ -458,16 +458,16 @@ class Lesson:
 
 
 LESSONS = [
-    Lesson("00_environment"),
-    Lesson("01_capture", {"camera": "live camera"}, "using a recorded/synthetic source instead"),
-    Lesson("02_preprocessing_and_classification", {"cuda": "GPU preprocessing and classification"}),
-    Lesson("03_detection_and_tracking", {"cuda": "GPU detection and tracking"}),
-    Lesson("04_tnr_and_interop", {"cuda": "torch CUDA TNR backend", "vpi": "VPI TNR backend",
+    LessonPlan("00_environment"),
+    LessonPlan("01_capture", {"camera": "live camera"}, "using a recorded/synthetic source instead"),
+    LessonPlan("02_preprocessing_and_classification", {"cuda": "GPU preprocessing and classification"}),
+    LessonPlan("03_detection_and_tracking", {"cuda": "GPU detection and tracking"}),
+    LessonPlan("04_tnr_and_interop", {"cuda": "torch CUDA TNR backend", "vpi": "VPI TNR backend",
                                   "cupy": "CuPy zero-copy interop"}),
-    Lesson("05_onnx_export", {"ort_cuda": "ONNX Runtime CUDA EP"}),
-    Lesson("06_tensorrt", {"tensorrt": "TensorRT engine build", "cuda": "CUDA timing"}),
-    Lesson("07_benchmark_report", {"tensorrt": "TensorRT runtimes in the report", "cuda": "CUDA timing"}),
-    Lesson("08_video_filters", {"tensorrt": "TensorRT filter engines", "cuda": "GPU video filters"}),
+    LessonPlan("05_onnx_export", {"ort_cuda": "ONNX Runtime CUDA EP"}),
+    LessonPlan("06_tensorrt", {"tensorrt": "TensorRT engine build", "cuda": "CUDA timing"}),
+    LessonPlan("07_benchmark_report", {"tensorrt": "TensorRT runtimes in the report", "cuda": "CUDA timing"}),
+    LessonPlan("08_video_filters", {"tensorrt": "TensorRT filter engines", "cuda": "GPU video filters"}),
 ]
 
 _GPU_CAPABILITIES = ("cuda", "ort_cuda")
@@ -706,6 +706,94 @@ def probe(camera_timeout: float = 3.0, tensorrt_timeout: float = 60.0) -> Capabi
     )
     caps.seconds = time.perf_counter() - start
     return caps
+
+
+# ---------------------------------------------------------------------- lesson
+
+# Torch's own words for a CUDA build on a machine without a driver; lesson() says it once, in ours.
+_NO_DRIVER_WARNING = r".*(Found no NVIDIA driver|CUDA initialization).*"
+
+
+@dataclass
+class Lesson:
+    """What ``lesson()`` decided for one notebook; the notebook appends to ``skipped``."""
+
+    name: str
+    caps: Capabilities
+    track: str
+    reason: str
+    device: str  # "cuda" or "cpu"
+    threads: int
+    skipped: list = field(default_factory=list)
+    figures: dict = field(default_factory=dict)
+
+    def skip(self, what: str, why: str) -> str:
+        """Record that ``what`` is skipped here and why; prints the line and returns it."""
+        line = f"{what}: {why}"
+        self.skipped.append(line)
+        print(f"skipped: {line}")
+        return line
+
+    def record(self, key, value=None) -> None:
+        """Keep a key figure (``record("mAP@0.5", 0.93)`` or ``record({...})``) for ``make run``'s
+        summary and the lab report; written at once through ``helpers.report``, with the track
+        and the skip list as they are now."""
+        from helpers import report
+
+        self.figures.update(key if isinstance(key, dict) else {key: value})
+        report.record(self.name, self.track, self.figures, self.skipped)
+
+
+def _device_words(caps: Capabilities) -> str:
+    if caps.has_cuda:
+        return f"cuda ({caps._gpu_name()})"
+    torch_info = caps.packages.get("torch", {})
+    error = caps.cuda.get("error") or "no CUDA device"
+    if torch_info.get("version") and not torch_info.get("cuda_build"):
+        return f"cpu (torch {torch_info['version']} is a CPU-only build)"
+    if "NVIDIA driver" in error:
+        return (f"cpu (torch is built for CUDA {torch_info.get('cuda_build')}, but this machine has no "
+                "NVIDIA driver; the GPU parts are skipped)")
+    return f"cpu ({error})"
+
+
+def lesson(name: str, threads: int = 2, camera_timeout: float = 3.0) -> Lesson:
+    """One call at the top of a notebook: wait policy, probe, track, device, torch threads,
+    and one banner that says all of it (with the skip list).
+
+    Call it before importing torch: OpenMP reads OMP_WAIT_POLICY once, when torch starts it,
+    and PASSIVE keeps idle workers from spinning on the cores ONNX Runtime and the pipeline's
+    threads need. ``threads`` is the lab's reference (a 2-core board), capped at the cores here."""
+    import warnings
+
+    plans = {plan.notebook: plan for plan in LESSONS}
+    if name not in plans:
+        raise ValueError(f"unknown lesson {name!r}; expected one of {', '.join(plans)} "
+                         "(the notebook's file name without .ipynb)")
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a whole number >= 1, found {threads!r}")
+    if "torch" in sys.modules and "OMP_WAIT_POLICY" not in os.environ:
+        warnings.warn("torch was imported before env.lesson(), so OMP_WAIT_POLICY can no longer be set "
+                      "for this kernel and idle OpenMP workers will spin: restart the kernel and run "
+                      "this cell first", RuntimeWarning, stacklevel=2)
+    else:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    warnings.filterwarnings("ignore", message=_NO_DRIVER_WARNING, category=UserWarning)
+
+    caps = probe(camera_timeout=camera_timeout)
+    row = caps.lesson_tracks([plans[name]])[0]
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(min(threads, cores))
+    result = Lesson(name, caps, row.track, row.reason, "cuda" if caps.has_cuda else "cpu",
+                    torch.get_num_threads(), list(row.skipped))
+    print(f"Lesson {name} | track: {row.track} ({row.reason})")
+    print(f"device: {_device_words(caps)} | torch threads: {result.threads} of {cores} cores | "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default)')}")
+    print("skipped here:\n" + "\n".join(f"  {line}" for line in result.skipped) if result.skipped
+          else "nothing skipped")
+    return result
 
 
 def format_table(rows, headers) -> str:
