@@ -184,7 +184,7 @@ def _check_solution(exercise_id: str, stem: str, truth, why, tolerance) -> None:
 # -------------------------------------------------------------------- rendering
 
 
-def exercise_ids(source: str) -> list[str]:
+def ids(source: str) -> list[str]:
     """The ids of the ``exercise.check("NN.id", ...)`` calls in a cell's source."""
     return re.findall(r"exercise\.check\(\s*[\"'](\d\d\.[a-z0-9-]+)[\"']", source)
 
@@ -200,7 +200,7 @@ def prompts(notebook: Path) -> dict:
                 section = []
             section.append(cell.source)
         else:
-            for exercise_id in exercise_ids(cell.source):
+            for exercise_id in ids(cell.source):
                 found[exercise_id] = "\n\n".join(section)
     return found
 
