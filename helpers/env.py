@@ -753,7 +753,7 @@ def _device_words(caps: Capabilities) -> str:
         return f"cpu (torch {torch_info['version']} is a CPU-only build)"
     if "NVIDIA driver" in error:
         return (f"cpu (torch is built for CUDA {torch_info.get('cuda_build')}, but this machine has no "
-                "NVIDIA driver; the GPU parts are skipped)")
+                "NVIDIA driver, so everything runs on the CPU)")
     return f"cpu ({error})"
 
 
