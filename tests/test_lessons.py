@@ -80,8 +80,6 @@ PENDING: set[tuple[str, str]] = {
     *[(rule, "02_preprocessing_and_classification") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
     *[(rule, "03_detection_and_tracking") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
     *[(rule, "04_tnr_and_interop") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
-    *[(rule, "07_benchmark_report") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
-    *[(rule, "08_video_filters") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'development notes', 'shape']],
 }
 
 
