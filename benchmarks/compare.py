@@ -28,7 +28,8 @@ def medians(node, path=()):
 
 def fingerprint(doc) -> str:
     e = doc.get("environment", {})
-    gpus = [d.get("name") for d in e.get("cuda", {}).get("device_list", [])] if isinstance(e.get("cuda"), dict) else []
+    cuda = e.get("cuda") if isinstance(e.get("cuda"), dict) else {}
+    gpus = [d.get("name") for d in cuda.get("devices", [])]  # env.probe()'s key
     return f"{e.get('platform', {})} | GPUs {gpus or 'none'} | {doc.get('date', '?')}"
 
 

@@ -2,9 +2,11 @@
 
 Comparisons are made side by side in one run: each round calls every variant in turn,
 rotating the order, so a burst of load from elsewhere hits all variants alike instead of
-ruining one. On a GPU, ``cuda_time_calls`` times on the device with CUDA events;
-``memory()`` reads peak RSS, torch's peak allocations and NVML; ``batch_sweep`` measures
-throughput against batch size and stops cleanly at the first batch that runs out of memory.
+ruining one. ``stage_timer`` times one stage of a pipeline (waiting for that stage's GPU
+work on the current stream, not the whole device); on a GPU, ``cuda_time_calls`` times on
+the device with CUDA events; ``memory()`` reads peak RSS, torch's peak allocations and NVML;
+``batch_sweep`` measures throughput against batch size and stops cleanly at the first batch
+that runs out of memory.
 """
 
 from __future__ import annotations
@@ -13,6 +15,48 @@ import time
 from typing import Callable
 
 import numpy as np
+
+
+class stage_timer:
+    """Time one stage: ``with stage_timer(device, into=times["network"]) as t: ...``.
+
+    ``ms`` is the stage's wall time in milliseconds, until its work is done. On a CUDA
+    ``device`` the exit records an event on the current stream and waits for that event only
+    (ultralytics' Profile synchronises the whole device instead): other streams, such as a
+    pipeline's capture thread uploading the next frame, keep running. ``device_ms`` is then
+    the GPU time between the two events; on the CPU it is None. ``into``: a list that gets
+    ``ms`` appended when the block ends without an exception.
+
+    Work queued on the stream before the block counts toward it, so every stage that launches
+    GPU work should be timed (the Pipeline and Detector time all theirs)."""
+
+    def __init__(self, device=None, into: list | None = None):
+        self.device, self.into = device, into
+        self.ms = self.device_ms = None
+        self._stream = self._start = None
+
+    def __enter__(self) -> stage_timer:
+        if self.device is not None and getattr(self.device, "type", str(self.device)).startswith("cuda"):
+            import torch
+
+            self._stream = torch.cuda.current_stream(self.device)
+            self._start = torch.cuda.Event(enable_timing=True)
+            self._start.record(self._stream)
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._stream is not None:
+            import torch
+
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(self._stream)
+            end.synchronize()
+        self.ms = 1e3 * (time.perf_counter() - self._t0)
+        if self._stream is not None:
+            self.device_ms = self._start.elapsed_time(end)
+        if exc_type is None and self.into is not None:
+            self.into.append(self.ms)
 
 
 def time_calls(fn: Callable[[], object], iters: int) -> list[float]:

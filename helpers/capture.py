@@ -455,7 +455,29 @@ def camera_plan(uri, size=None, fps=None) -> tuple[CameraURI, str, str]:
 # after construction, so none of them need locks.
 
 
-class _CaptureReader:
+class _Reader:
+    """The protocol every source kind implements (jetcam's camera base class, in spirit).
+
+    ``read()`` returns ``(image, timestamp)`` or None at the end; ``rewind()`` goes back to the
+    first frame (for loop=True); ``release()`` frees the device or file. ``size`` (w, h) and
+    ``fps`` are what the source delivers (None until known); ``frame_count`` is the frames in
+    one pass, None where unknown (cameras, streams)."""
+
+    size: tuple | None = None
+    fps: float | None = None
+    frame_count: int | None = None
+
+    def read(self):
+        raise NotImplementedError
+
+    def rewind(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+
+class _CaptureReader(_Reader):
     """A cv2.VideoCapture: file, stream or camera."""
 
     def __init__(self, open_capture, live: bool, fps: float | None):
@@ -495,12 +517,15 @@ class _CaptureReader:
         self.cap.release()
 
 
-class _ImageReader:
+class _ImageReader(_Reader):
     def __init__(self, paths, fps: float):
         self.paths = paths
         self.fps = fps
         self.i = 0
-        self.size = None
+        self.frame_count = len(paths)
+        got = self.read()  # a corrupt first image fails here, not later
+        self.size = (got[0].shape[1], got[0].shape[0])
+        self.i = 0
 
     def read(self):
         if self.i >= len(self.paths):
@@ -522,16 +547,14 @@ class _ImageReader:
     def rewind(self):
         self.i = 0
 
-    def release(self):
-        pass
 
-
-class _SyntheticReader:
+class _SyntheticReader(_Reader):
     def __init__(self, scene, clean: bool):
         self.scene = scene
         self.clean = clean
         self.fps = scene.fps
         self.size = scene.size
+        self.frame_count = scene.length
         self.i = 0
 
     def read(self):
@@ -544,11 +567,8 @@ class _SyntheticReader:
     def rewind(self):
         self.i = 0
 
-    def release(self):
-        pass
 
-
-class _Picamera2Reader:
+class _Picamera2Reader(_Reader):
     """A Raspberry Pi camera through picamera2. Format "RGB888" is libcamera's name for
     bytes in B, G, R order, so ``capture_array`` gives OpenCV's BGR with no conversion."""
 
@@ -599,10 +619,7 @@ class _Picamera2Reader:
         image = self.camera.capture_array("main")
         return np.ascontiguousarray(image[..., :3]), time.monotonic()
 
-    def rewind(self):  # a live camera has no start to go back to
-        pass
-
-    def release(self):
+    def release(self):  # (no rewind: a live camera has no start to go back to)
         try:
             self.camera.stop()
         finally:
@@ -755,73 +772,18 @@ class VideoSource:
         self.uri = os.fspath(uri) if isinstance(uri, os.PathLike) else uri
         self.name = name
         if name is not None:
-            # Before opening: a camera held by the previous run of this cell would refuse us.
-            for other in list(_OPEN):
-                if other.name == name:
-                    other.close()
-        if policy not in (None, *POLICIES):
-            raise ValueError(f"policy must be one of {POLICIES} (or None for the source's "
-                             f"default); found {policy!r}.")
-        if not (isinstance(queue_size, int) and queue_size >= 1):
-            raise ValueError(f"queue_size must be an int >= 1; found {queue_size!r}.")
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds or None; found {timeout!r}.")
-        if size is not None:
-            try:
-                size = tuple(int(v) for v in size)
-                assert len(size) == 2 and min(size) > 0
-            except (TypeError, ValueError, AssertionError):
-                raise ValueError(f"size must be (width, height); found {size!r}.") from None
-        if fps is not None:
-            fps = _check_fps(fps)
-
-        kind, target = _classify(uri)
-        if kind in ("file", "stream", "images") and size is not None:
-            raise ValueError(f"size= applies to cameras and synthetic:// sources; {uri!r} is a "
-                             f"{kind} with its own size. Resize frames in preprocess instead.")
-        if kind in ("camera", "stream") and loop:
-            raise ValueError(f"loop=True restarts recorded sources; {uri!r} is a live {kind}.")
-        self.kind = kind
+            _close_named(name)  # first: a camera held by the previous run of this cell would refuse us
+        size, fps = _check_options(policy, queue_size, timeout, size, fps)
+        self.kind, target = _classify(uri)
+        _check_kind_options(self.kind, uri, size, loop)
         self.timeout = timeout
         self.loop = bool(loop)
         self.realtime = bool(realtime) and not self.is_live  # a live source already is
         self.policy = policy or ("latest" if self.is_live or self.realtime else "all")
-        self._frame_count = None
+        self._reader = _READERS[self.kind](target, size=size, fps=fps, timeout=timeout)
+        self._start(queue_size)
 
-        if kind == "camera" and isinstance(target, str):  # csi:// or picam://
-            self._reader = _open_camera_uri(target, size, fps)
-        elif kind == "camera":
-            self._reader = _CaptureReader(lambda: _open_camera(target, size, fps), True, None)
-            self._reader.size, self._reader.fps = _camera_settings(self._reader.cap, target,
-                                                                   size, fps)
-        elif kind == "stream":
-            self._reader = _CaptureReader(lambda: _open_stream(target, timeout), True, None)
-            cap = self._reader.cap
-            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            self._reader.size = (w, h) if w > 0 and h > 0 else None
-            self._reader.fps = _positive(cap.get(cv2.CAP_PROP_FPS))
-        elif kind == "file":
-            self._reader = _open_file_reader(target, fps)
-            count = int(self._reader.cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            self._frame_count = count if count > 0 else None
-        elif kind == "images":
-            self._reader = _ImageReader(target, fps or DEFAULT_FPS)
-            got = self._reader.read()  # a corrupt first image fails here, not later
-            self._reader.rewind()
-            self._reader.size = (got[0].shape[1], got[0].shape[0])
-            self._frame_count = len(target)
-        else:
-            from helpers.synth import Scene
-
-            p = _synthetic_params(target, size, fps)
-            try:
-                scene = Scene(size=p["size"], fps=p["fps"], length=p["length"], seed=p["seed"],
-                              noise=p["noise"], density=p["density"])
-            except ValueError as exc:
-                raise ValueError(f"synthetic source {uri!r}: {exc}") from None
-            self._reader = _SyntheticReader(scene, p["clean"])
-            self._frame_count = scene.length
-
+    def _start(self, queue_size: int) -> None:
         self._queue = queue.Queue(queue_size)
         self._stop = threading.Event()
         self._stats = _Stats()
@@ -831,7 +793,7 @@ class VideoSource:
         self._thread = threading.Thread(
             target=_pump, name=f"VideoSource-reader[{self.uri}]", daemon=True,
             args=(self._reader, self._queue, self._stop, self.policy, self._stats),
-            kwargs=dict(retry_failed_reads=kind == "camera", loop=self.loop,
+            kwargs=dict(retry_failed_reads=self.kind == "camera", loop=self.loop,
                         realtime=self.realtime))
         self._closed = False
         _OPEN.add(self)
@@ -851,7 +813,7 @@ class VideoSource:
     @property
     def frame_count(self):
         """Frames in one pass; None where unknown (cameras, streams)."""
-        return self._frame_count
+        return self._reader.frame_count
 
     @property
     def dropped(self) -> int:
@@ -909,7 +871,7 @@ class VideoSource:
     def _check_complete(self) -> None:
         """A file that ends well short of the frame count its header states is truncated or
         partly overwritten: say so (or raise, with strict=True) instead of ending quietly."""
-        count, decoded = self._frame_count, getattr(self._reader, "n", None)
+        count, decoded = self._reader.frame_count, getattr(self._reader, "n", None)
         if self.kind != "file" or self.loop or not count or decoded is None:
             return
         if count - decoded > max(1, count // 100):  # containers may miscount by a frame
@@ -964,8 +926,6 @@ class VideoSource:
             pass
 
 
-open_source = VideoSource
-
 _CAMERA_FIXES = ("Run `ls /dev/video*` to see which cameras exist; make sure your user is in "
                  "the `video` group (`sudo usermod -aG video $USER`, then log in again); close "
                  "any other program holding the camera (another notebook kernel: run "
@@ -978,6 +938,83 @@ _STALL_HINTS = {
     "images": "Reading the images is slower than the timeout; raise timeout=.",
     "synthetic": "Rendering is slower than the timeout (large size, noise=1); raise timeout=.",
 }
+
+
+def _close_named(name: str) -> None:
+    for other in list(_OPEN):
+        if other.name == name:
+            other.close()
+
+
+def _check_options(policy, queue_size, timeout, size, fps):
+    """VideoSource's arguments that hold for every kind; returns (size, fps) normalised."""
+    if policy not in (None, *POLICIES):
+        raise ValueError(f"policy must be one of {POLICIES} (or None for the source's "
+                         f"default); found {policy!r}.")
+    if not (isinstance(queue_size, int) and queue_size >= 1):
+        raise ValueError(f"queue_size must be an int >= 1; found {queue_size!r}.")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None; found {timeout!r}.")
+    if size is not None:
+        try:
+            size = tuple(int(v) for v in size)
+            assert len(size) == 2 and min(size) > 0
+        except (TypeError, ValueError, AssertionError):
+            raise ValueError(f"size must be (width, height); found {size!r}.") from None
+    return size, (None if fps is None else _check_fps(fps))
+
+
+def _check_kind_options(kind: str, uri, size, loop) -> None:
+    if kind in ("file", "stream", "images") and size is not None:
+        raise ValueError(f"size= applies to cameras and synthetic:// sources; {uri!r} is a "
+                         f"{kind} with its own size. Resize frames in preprocess instead.")
+    if kind in ("camera", "stream") and loop:
+        raise ValueError(f"loop=True restarts recorded sources; {uri!r} is a live {kind}.")
+
+
+# One opener per kind: (target from _classify, size, fps, timeout) -> an open _Reader.
+
+def _camera_reader(target, size, fps, timeout):
+    if isinstance(target, str):  # csi:// or picam://
+        return _open_camera_uri(target, size, fps)
+    reader = _CaptureReader(lambda: _open_camera(target, size, fps), True, None)
+    reader.size, reader.fps = _camera_settings(reader.cap, target, size, fps)
+    return reader
+
+
+def _stream_reader(url, size, fps, timeout):
+    reader = _CaptureReader(lambda: _open_stream(url, timeout), True, None)
+    w, h = int(reader.cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(reader.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    reader.size = (w, h) if w > 0 and h > 0 else None
+    reader.fps = _positive(reader.cap.get(cv2.CAP_PROP_FPS))
+    return reader
+
+
+def _file_reader(path, size, fps, timeout):
+    reader = _open_file_reader(path, fps)
+    count = int(reader.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    reader.frame_count = count if count > 0 else None
+    return reader
+
+
+def _images_reader(paths, size, fps, timeout):
+    return _ImageReader(paths, fps or DEFAULT_FPS)
+
+
+def _synthetic_reader(uri, size, fps, timeout):
+    from helpers.synth import Scene
+
+    p = _synthetic_params(uri, size, fps)
+    try:
+        scene = Scene(size=p["size"], fps=p["fps"], length=p["length"], seed=p["seed"],
+                      noise=p["noise"], density=p["density"])
+    except ValueError as exc:
+        raise ValueError(f"synthetic source {uri!r}: {exc}") from None
+    return _SyntheticReader(scene, p["clean"])
+
+
+_READERS = {"camera": _camera_reader, "file": _file_reader, "stream": _stream_reader,
+            "images": _images_reader, "synthetic": _synthetic_reader}
 
 
 def _positive(value) -> float | None:

@@ -15,19 +15,19 @@ torchvision's ``SSD.postprocess_detections`` + ``GeneralizedRCNNTransform.postpr
 over the batch's decode step.
 
     detector = Detector(models.synth_detector(), runtime="torch")
-    detections = detector(frame_bgr)            # helpers.track.Detections, frame pixels
+    detections = detector(frame_bgr)            # helpers.detections.Detections, frame pixels
 """
 
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import torch
 
+from .bench import stage_timer
 from .preprocess import Letterbox, Preprocessor, check_frame
-from .track import Detections
+from .detections import Detections
 
 __all__ = ["DetectorSpec", "Postprocess", "Detector", "Tiled", "NonFiniteOutputs", "raw_network"]
 
@@ -165,7 +165,7 @@ class Postprocess:
     """Raw SSD outputs -> detections in each frame's own pixels.
 
     ``tensors(raw, transforms)`` returns torchvision-style dicts of tensors on the outputs'
-    device; calling the object returns ``helpers.track.Detections`` (numpy) for the tracker
+    device; calling the object returns ``helpers.detections.Detections`` (numpy) for the tracker
     and the drawing code. ``transforms[i]`` is the Letterbox that Preprocessor returned for
     frame i. ``score_thresh`` may be raised per call (a display threshold); the default is
     the spec's, low enough for mAP."""
@@ -302,10 +302,6 @@ class Detector:
     def __repr__(self) -> str:
         return f"Detector({self.spec.name}, runtime={self.runtime!r}, device={str(self.device)!r})"
 
-    def _sync(self):
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def detect(self, frames, score_thresh: float | None = None) -> list[Detections]:
         """Detections for a list of frames (BGR uint8 HxWx3, numpy or torch)."""
         if not isinstance(frames, (list, tuple)):
@@ -314,23 +310,22 @@ class Detector:
         for f in frames:
             check_frame(f)
         thresh = self.score_thresh if score_thresh is None else score_thresh
-        t0 = time.perf_counter()
-        batch, transforms = self.preprocess(list(frames))
-        self._sync()
-        t1 = time.perf_counter()
-        # An FP16 engine or model takes half-precision input; the runtime says which.
-        raw = self.runtime.run(batch.to(getattr(self.runtime, "dtype", batch.dtype)))
-        self._sync()
-        t2 = time.perf_counter()
-        try:
-            out = self.postprocess(raw, transforms, thresh)
-        except NonFiniteOutputs as exc:
-            precision = getattr(self.runtime, "precision", None) or str(
-                getattr(self.runtime, "dtype", batch.dtype)).replace("torch.", "")
-            raise NonFiniteOutputs(f"{self.spec.name} on runtime {self.runtime!r} "
-                                   f"(precision {precision}): {exc}") from None
-        t3 = time.perf_counter()
-        self.times = StageTimes(1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2))
+        # Each stage waits for its own work on the current stream (the pipeline's inference
+        # stream in overlapped mode), never for the whole device.
+        with stage_timer(self.device) as pre:
+            batch, transforms = self.preprocess(list(frames))
+        with stage_timer(self.device) as net:
+            # An FP16 engine or model takes half-precision input; the runtime says which.
+            raw = self.runtime.run(batch.to(getattr(self.runtime, "dtype", batch.dtype)))
+        with stage_timer(self.device) as post:
+            try:
+                out = self.postprocess(raw, transforms, thresh)
+            except NonFiniteOutputs as exc:
+                precision = getattr(self.runtime, "precision", None) or str(
+                    getattr(self.runtime, "dtype", batch.dtype)).replace("torch.", "")
+                raise NonFiniteOutputs(f"{self.spec.name} on runtime {self.runtime!r} "
+                                       f"(precision {precision}): {exc}") from None
+        self.times = StageTimes(pre.ms, net.ms, post.ms)
         return out
 
     def __call__(self, frame, score_thresh: float | None = None) -> Detections:

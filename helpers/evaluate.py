@@ -133,7 +133,7 @@ def sequence(detector, folder, tracker: Tracker | None = None, layout: str | Non
     from tqdm.auto import tqdm
 
     from .capture import VideoSource
-    from .track import Detections
+    from .detections import Detections
 
     seq = mot.load_sequence(folder, layout)
     tracker = tracker or Tracker()
@@ -228,12 +228,6 @@ def noise_sweep(detector, levels=(0.0, 0.3, 0.6, 1.0), **kwargs) -> dict[float, 
     return {float(level): detection(detector, noise=level, **kwargs) for level in levels}
 
 
-def summary_row(scores: dict) -> dict:
-    """The figures a table shows, rounded for reading."""
-    return {k: round(float(scores[k]), 3) for k in ("map50", "map", "precision", "recall")
-            if k in scores and not np.isnan(scores[k])}
-
-
 # Real footage without labels, made dark on purpose: the detector's own boxes on the clean
 # frames are the pseudo ground truth, and the same frames with helpers.synth's low-light noise
 # (optionally through a temporal denoiser) are scored against them. Lesson 04 and
@@ -300,8 +294,6 @@ def _footage_pass(detector, runs, clean=None, denoiser=None, warmup: int = 10, s
     ``warmup`` frames of each run feed the denoiser and the tracker but are not scored."""
     from skimage.metrics import structural_similarity
 
-    from .track import Detections
-
     if tracker is not None and stride != 1:
         raise ValueError(f"a tracker needs every frame; found stride={stride}. Use stride=1.")
     dets, tracks, psnrs, ssims = {}, {}, [], []
@@ -320,10 +312,7 @@ def _footage_pass(detector, runs, clean=None, denoiser=None, warmup: int = 10, s
             d = detector(image, score_thresh=score_thresh)
             f = start + i
             if tracker is not None:
-                t = d if track_score is None else Detections(d.boxes[d.scores >= track_score],
-                                                            d.scores[d.scores >= track_score],
-                                                            d.labels[d.scores >= track_score])
-                out = tracker.update(t)
+                out = tracker.update(d if track_score is None else d[d.scores >= track_score])
                 if scored:  # ids restart in each run: keep them apart
                     tracks[f] = (out.boxes, np.asarray(out.track_ids) + 100_000 * run)
             if not scored:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["data_ptr", "same_memory", "HostArray", "CudaArray", "to_numpy", "from_numpy",
-           "to_cupy", "from_cupy", "to_numba", "stream_hazard", "host_copies"]
+           "to_cupy", "from_cupy", "stream_hazard", "copy_direction", "host_copies"]
 
 
 def data_ptr(x) -> int:
@@ -128,12 +128,6 @@ def from_cupy(array, via: str = "cai"):
     raise ValueError(f"via must be 'cai' or 'dlpack'; found {via!r}.")
 
 
-def to_numba(tensor):
-    from numba import cuda
-
-    return cuda.as_cuda_array(tensor)
-
-
 def stream_hazard(n: int = 1 << 24, repeats: int = 20) -> dict:
     """The classic interop bug, on a GPU: a producer writes a buffer on stream A, a consumer
     reads it on stream B without waiting. Returns how often the unsynchronised read saw
@@ -163,10 +157,25 @@ def stream_hazard(n: int = 1 << 24, repeats: int = 20) -> dict:
     return {"repeats": repeats, "stale_reads": stale}
 
 
+def copy_direction(name: str) -> str | None:
+    """"HtoD" or "DtoH" for a profiler event that is a copy across the host/device boundary,
+    else None. CUPTI's memcpy activities are named "Memcpy HtoD (Pageable -> Device)",
+    "Memcpy DtoH (Device -> Pinned)" and so on; device-to-device and peer copies ("Memcpy DtoD",
+    "Memcpy PtoP") stay on the GPU, and runtime calls such as cudaMemcpyAsync are the CPU side
+    of a copy that already has its own GPU event."""
+    if not name.startswith("Memcpy"):
+        return None
+    for direction in ("HtoD", "DtoH"):
+        if direction in name:
+            return direction
+    return None
+
+
 def host_copies(fn, *args, **kwargs) -> list[dict]:
-    """Run ``fn`` under torch.profiler and list its device-to-host memcpy operations
-    (name and duration). An empty list proves the frame never came back to the host;
-    NMS and boolean masks legitimately copy a few bytes (counts, keep masks)."""
+    """Run ``fn`` under torch.profiler and list every copy between host and device, both ways:
+    ``{"name", "direction" ("HtoD"/"DtoH"), "us"}`` per GPU memcpy. An empty list proves the
+    frame never crossed; NMS and boolean masks legitimately copy a few bytes back (counts,
+    keep masks), and an upload inside ``fn`` shows as HtoD."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
@@ -175,5 +184,10 @@ def host_copies(fn, *args, **kwargs) -> list[dict]:
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         fn(*args, **kwargs)
         torch.cuda.synchronize()
-    return [{"name": e.name, "us": e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total}
-            for e in prof.events() if "DtoH" in e.name or "Device -> Host" in e.name]
+    found = []
+    for e in prof.events():
+        direction = copy_direction(e.name)
+        if direction is not None:
+            us = e.device_time_total if hasattr(e, "device_time_total") else e.cuda_time_total
+            found.append({"name": e.name, "direction": direction, "us": us})
+    return found

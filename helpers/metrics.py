@@ -177,7 +177,11 @@ def _iou_distance(objs_xywh: np.ndarray, hyps_xywh: np.ndarray, max_d: float) ->
 
 
 def _hypotheses(value):
-    if hasattr(value, "track_ids"):
+    if hasattr(value, "track_ids"):  # helpers.detections.Detections from Tracker.update
+        if value.track_ids is None:
+            raise ValueError("tracking_metrics: expected tracks (Detections with track_ids, as "
+                             "Tracker.update returns them); found detections without ids. Feed "
+                             "the detector's output through a helpers.track.Tracker first.")
         return np.asarray(value.boxes, np.float64).reshape(-1, 4), np.asarray(value.track_ids)
     boxes, ids = value
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
@@ -192,7 +196,8 @@ def tracking_metrics(gt: GroundTruth, tracks_per_frame: dict, iou: float = 0.5,
                      min_visibility: float = 0.0) -> dict:
     """CLEAR MOT / identity scores of tracker output against ``gt`` (via motmetrics).
 
-    ``tracks_per_frame``: ``frame -> (boxes xyxy, track_ids)`` or ``frame -> Tracks``; a
+    ``tracks_per_frame``: ``frame -> (boxes xyxy, track_ids)`` or ``frame -> Detections`` with
+    ``track_ids`` (Tracker.update's output); a
     frame missing from the dict had no tracks. A track matches an object when IoU >= ``iou``.
 
     Returns ``mota``, ``idf1``, ``id_switches``, ``motp`` (mean IoU of matched pairs, the

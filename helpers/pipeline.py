@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bench import stage_timer
+
 __all__ = ["STAGES", "Pipeline", "Result", "file_frames", "stage_table", "verdict"]
 
 STAGES = ("capture", "tnr", "filter", "preprocess", "network", "postprocess", "tracking", "draw", "sink")
@@ -196,15 +198,16 @@ class Pipeline:
                           f"to {size[1]}x{size[0]}; the tracker was reset (track ids start again).",
                           RuntimeWarning, stacklevel=2)
         self._frame_size = size
-        t = time.perf_counter()
         if self.denoiser is not None:
-            image = self.denoiser(image)
-            self._sync()
-            times["tnr"].append(1e3 * (time.perf_counter() - t))
+            with stage_timer(self._tnr_device, into=times["tnr"]):
+                if self._tnr_device is not None and not isinstance(image, torch.Tensor):
+                    # The one upload: the frame stays on the device from TNR through the
+                    # detector, instead of coming back as numpy and going up again.
+                    image = torch.from_numpy(np.ascontiguousarray(image)).to(self._tnr_device)
+                image = self.denoiser(image)
         if self.filter is not None:
-            t = time.perf_counter()
-            image = self.filter(image)  # the Upscaler synchronises its own device
-            times["filter"].append(1e3 * (time.perf_counter() - t))
+            with stage_timer(getattr(self.filter, "device", None), into=times["filter"]):
+                image = self.filter(image)
         if det is None:
             if isinstance(image, torch.Tensor):
                 image = image.cpu().numpy()  # the one copy to the host: for display
@@ -214,37 +217,39 @@ class Pipeline:
             times[stage].append(getattr(det.times, stage))
         out = dets
         if self.tracker is not None:
-            t = time.perf_counter()
-            out = self.tracker.update(dets)
-            times["tracking"].append(1e3 * (time.perf_counter() - t))
+            with stage_timer(into=times["tracking"]):
+                out = self.tracker.update(dets)
         if isinstance(image, torch.Tensor):
             image = image.cpu().numpy()  # the one copy to the host: for display
         return image, out
 
-    def _sync(self) -> None:
-        # Both stages: a filter and a detector may live on different devices.
-        for stage in (self.detector, self.filter):
-            if stage is not None and hasattr(stage, "_sync"):
-                stage._sync()
+    @property
+    def _tnr_device(self):
+        """The CUDA device the denoiser filters on, or None (CPU, or the OpenCV backend)."""
+        device = getattr(self.denoiser, "device", None)
+        if device is None or getattr(self.denoiser, "backend", None) == "opencv":
+            return None
+        import torch
+
+        device = torch.device(device)
+        return device if device.type == "cuda" else None
 
     def _render(self, index, image, out, times: dict):
         from . import viz
 
         drawn = image
         if self.draw and self.detector is not None:
-            t = time.perf_counter()
-            if self.tracker is not None:
-                if self.trails is None:
-                    self.trails = viz.Trails(20)
-                self.trails.update(out)
-                drawn = viz.draw_tracks(image, out, self.detector.labels, self.trails)
-            else:
-                drawn = viz.draw_detections(image, out, self.detector.labels, min_score=0.5)
-            times["draw"].append(1e3 * (time.perf_counter() - t))
+            with stage_timer(into=times["draw"]):
+                if self.tracker is not None:
+                    if self.trails is None:
+                        self.trails = viz.Trails(20)
+                    self.trails.update(out)
+                    drawn = viz.draw_tracks(image, out, self.detector.labels, self.trails)
+                else:
+                    drawn = viz.draw_detections(image, out, self.detector.labels, min_score=0.5)
         if self.sink is not None:
-            t = time.perf_counter()
-            self.sink.write(drawn)
-            times["sink"].append(1e3 * (time.perf_counter() - t))
+            with stage_timer(into=times["sink"]):
+                self.sink.write(drawn)
         if self.on_frame is not None:
             self.on_frame(index, drawn, out)
 
@@ -267,10 +272,10 @@ class Pipeline:
 
     @staticmethod
     def _next(it, times):
-        t = time.perf_counter()
-        item = next(it, _END)
+        with stage_timer() as t:
+            item = next(it, _END)
         if item is not _END:
-            times["capture"].append(1e3 * (time.perf_counter() - t))
+            times["capture"].append(t.ms)
             item = getattr(item, "image", item)  # a capture.Frame or a bare image
         return item
 

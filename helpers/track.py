@@ -17,78 +17,12 @@ arXiv:2110.06864).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["Detections", "Tracks", "Tracker", "box_iou"]
+from .detections import Detections
 
-
-def _array(value, dtype, name: str, shape: str) -> np.ndarray:
-    try:
-        return np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"Detections.{name}: expected a numeric array of shape {shape}, found "
-                         f"{type(value).__name__} ({exc}). Pass numpy arrays; convert a torch "
-                         "tensor with .cpu().numpy() first.") from None
-
-
-@dataclass(eq=False)
-class Detections:
-    """One frame of detector output: ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,)."""
-
-    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    labels: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.boxes = _array(self.boxes, np.float64, "boxes", "(N, 4)")
-        if self.boxes.size == 0:
-            # An empty list arrives as shape (0,); zero detections is a normal frame.
-            self.boxes = self.boxes.reshape(0, 4)
-        if self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
-            raise ValueError(f"Detections.boxes: expected shape (N, 4) xyxy, found "
-                             f"{self.boxes.shape}. Stack the boxes into one (N, 4) array.")
-        n = len(self.boxes)
-        self.scores = _array(self.scores, np.float64, "scores", f"({n},)")
-        if self.labels is None:
-            self.labels = np.zeros(n, np.int64)
-        self.labels = _array(self.labels, np.int64, "labels", f"({n},)")
-        for name in ("scores", "labels"):
-            a = getattr(self, name)
-            if a.shape != (n,):
-                raise ValueError(f"Detections.{name}: expected shape ({n},) to match boxes "
-                                 f"{self.boxes.shape}, found {a.shape}. Give one {name[:-1]} "
-                                 "per box.")
-        if not (np.isfinite(self.boxes).all() and np.isfinite(self.scores).all()):
-            raise ValueError("Detections: expected finite boxes and scores, found NaN or inf. "
-                             "The numbers were already broken when they got here: a network "
-                             "that overflowed (FP16) or a broken engine, or boxes computed from "
-                             "bad input. helpers.detect checks raw outputs and names the runtime.")
-        flipped = (self.boxes[:, 2] < self.boxes[:, 0]) | (self.boxes[:, 3] < self.boxes[:, 1])
-        if flipped.any():
-            i = int(np.argmax(flipped))
-            raise ValueError(f"Detections.boxes: expected xyxy boxes (x2 >= x1, y2 >= y1); box {i} "
-                             f"is {self.boxes[i].tolist()}. If these are (x, y, width, height), "
-                             "convert them first: x2 = x + width, y2 = y + height.")
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-
-@dataclass(eq=False)
-class Tracks:
-    """Confirmed tracks seen in this frame: ``boxes`` (M, 4) xyxy, ``track_ids``, ``labels``,
-    ``scores`` (the score of the detection that matched the track)."""
-
-    boxes: np.ndarray
-    track_ids: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.track_ids)
+__all__ = ["Detections", "Tracker", "box_iou"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -207,6 +141,8 @@ class Tracker:
 
     def _boxes(self, idx=slice(None)) -> np.ndarray:
         cx, cy, w, h = self._x[idx, :4].T
+        # A coasting filter can overshoot to a negative size; as a box that is no area at all.
+        w, h = np.maximum(w, 0.0), np.maximum(h, 0.0)
         return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
 
     def _start(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> None:
@@ -231,7 +167,9 @@ class Tracker:
         for name in ("_x", "_P", "_id", "_label", "_score", "_hits", "_misses", "_confirmed"):
             setattr(self, name, getattr(self, name)[keep])
 
-    def update(self, detections: Detections) -> Tracks:
+    def update(self, detections: Detections) -> Detections:
+        """The confirmed tracks seen in this frame, as Detections with ``track_ids`` set (each
+        score is that of the detection that matched the track)."""
         if not isinstance(detections, Detections):
             raise ValueError(f"Tracker.update: expected a Detections, found "
                              f"{type(detections).__name__}. Wrap the arrays: "
@@ -265,5 +203,5 @@ class Tracker:
         self._start(d.boxes[new], d.scores[new], d.labels[new])
 
         shown = self._confirmed & (self._misses == 0)
-        return Tracks(self._boxes(shown), self._id[shown].copy(), self._label[shown].copy(),
-                      self._score[shown].copy())
+        return Detections(self._boxes(shown), self._score[shown].copy(), self._label[shown].copy(),
+                          self._id[shown].copy())

@@ -69,12 +69,21 @@ def _name(label: int, names) -> str:
 
 def draw_detections(image: np.ndarray, detections, names=None, min_score: float = 0.0,
                     thickness: int = 2) -> np.ndarray:
-    """Boxes coloured by class and captioned "class score" (anything with boxes, scores, labels)."""
+    """Boxes coloured by class and captioned "class score" (helpers.detections.Detections)."""
     keep = np.asarray(detections.scores) >= min_score
     boxes = np.asarray(detections.boxes)[keep]
     labels, scores = np.asarray(detections.labels)[keep], np.asarray(detections.scores)[keep]
     captions = [f"{_name(c, names)} {s:.2f}" for c, s in zip(labels, scores)]
     return draw_boxes(image, boxes, captions, [class_color(c) for c in labels], thickness)
+
+
+def _track_ids(tracks, who: str) -> np.ndarray:
+    ids = getattr(tracks, "track_ids", None)
+    if ids is None:
+        raise ValueError(f"{who}: expected tracks (Detections with track_ids, as Tracker.update "
+                         "returns them); found detections without ids. Draw those with "
+                         "draw_detections, or feed them through a helpers.track.Tracker first.")
+    return np.asarray(ids)
 
 
 class Trails:
@@ -93,7 +102,7 @@ class Trails:
 
     def update(self, tracks) -> None:
         seen = set()
-        for box, tid in zip(np.asarray(tracks.boxes).reshape(-1, 4), tracks.track_ids):
+        for box, tid in zip(np.asarray(tracks.boxes).reshape(-1, 4), _track_ids(tracks, "Trails.update")):
             tid = int(tid)
             seen.add(tid)
             pts = self._points.setdefault(tid, [])
@@ -112,8 +121,9 @@ class Trails:
 
 def draw_tracks(image: np.ndarray, tracks, names=None, trails: Trails | None = None,
                 thickness: int = 2) -> np.ndarray:
-    """Boxes coloured by track id, captioned "#id class", with each id's motion trail."""
-    ids, labels = np.asarray(tracks.track_ids), np.asarray(tracks.labels)
+    """Boxes coloured by track id, captioned "#id class", with each id's motion trail
+    (``tracks``: Detections with track_ids, from Tracker.update)."""
+    ids, labels = _track_ids(tracks, "draw_tracks"), np.asarray(tracks.labels)
     colors = [id_color(t) for t in ids]
     out = draw_boxes(image, tracks.boxes, [f"#{int(t)} {_name(c, names)}" for t, c in zip(ids, labels)],
                      colors, thickness)

@@ -10,7 +10,7 @@ import torch
 
 from helpers import assets, detect, evaluate, models, synth
 from helpers.preprocess import Letterbox
-from helpers.track import Detections
+from helpers.detections import Detections
 
 
 @pytest.fixture(scope="module")

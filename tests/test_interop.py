@@ -45,3 +45,30 @@ def test_cuda_array_interface_round_trip():
     assert interop.same_memory(back, t)
     back[0] = 5
     assert float(t[0]) == 5
+
+
+def test_copy_direction_reads_cupti_memcpy_names_both_ways():
+    assert interop.copy_direction("Memcpy HtoD (Pageable -> Device)") == "HtoD"
+    assert interop.copy_direction("Memcpy HtoD (Pinned -> Device)") == "HtoD"
+    assert interop.copy_direction("Memcpy DtoH (Device -> Pageable)") == "DtoH"
+    assert interop.copy_direction("Memcpy DtoH (Device -> Pinned)") == "DtoH"
+    # Copies that stay on the GPU, and the CPU side of a copy, are not host copies.
+    for name in ("Memcpy DtoD (Device -> Device)", "Memcpy PtoP (Device -> Device)",
+                 "cudaMemcpyAsync", "aten::copy_", "aten::_to_copy"):
+        assert interop.copy_direction(name) is None, name
+
+
+def test_host_copies_needs_a_gpu_and_says_so():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(RuntimeError, match="CUDA device"):
+        interop.host_copies(lambda: None)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_host_copies_counts_uploads_and_downloads():
+    frame = torch.zeros(480, 640, 3, dtype=torch.uint8)
+    gpu = frame.cuda()
+    assert interop.host_copies(lambda: gpu.float().mul_(2)) == []  # stays on the device
+    found = interop.host_copies(lambda: frame.cuda().float().cpu())
+    assert sorted(c["direction"] for c in found) == ["DtoH", "HtoD"]

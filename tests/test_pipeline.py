@@ -108,3 +108,46 @@ def test_both_modes_run_on_a_real_video_file(detector, real_video, mode):
     result = pipeline.Pipeline(detector, tracker=Tracker()).run(pipeline.file_frames(real_video, 8), mode=mode)
     assert result.frames == 8 and len(result.samples["capture"]) == 8
     assert set(result.samples) >= {"capture", "network", "tracking", "draw"}
+
+
+def test_the_cpu_path_matches_the_stages_run_by_hand(detector):
+    """Sync mode with CPU TNR: the pipeline's tracks are what TNR -> detector -> tracker give
+    when called one after another, so keeping frames as they are changed nothing here."""
+    scene = synth.Scene(size=(320, 240), seed=4, noise=0.4, length=6)
+    frames = [f.noisy for f in scene]
+    outs = []
+    pipeline.Pipeline(detector, denoiser=tnr.TemporalDenoiser(), tracker=Tracker(),
+                      on_frame=lambda i, drawn, out: outs.append(out)).run(frames)
+    den, tracker = tnr.TemporalDenoiser(), Tracker()
+    for frame, out in zip(frames, outs):
+        expected = tracker.update(detector(den(frame), tracker.low_score))
+        assert np.allclose(out.boxes, expected.boxes) and out.track_ids.tolist() == expected.track_ids.tolist()
+
+
+def test_cuda_tnr_keeps_the_frame_on_the_device_until_display():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device on this machine")
+    seen = []
+
+    class Denoiser(tnr.TemporalDenoiser):  # the real filter, noting what it was handed
+        def __call__(self, frame):
+            out = super().__call__(frame)
+            seen.append(("tnr in", type(frame).__name__, str(getattr(frame, "device", "host"))))
+            seen.append(("tnr out", type(out).__name__, str(getattr(out, "device", "host"))))
+            return out
+
+    class Spy(detect.Detector):
+        def detect(self, frames, score_thresh=None):
+            seen.append(("detector in", type(frames[0]).__name__, str(getattr(frames[0], "device", "host"))))
+            return super().detect(frames, score_thresh)
+
+    frames = [f.noisy for f in synth.Scene(size=(320, 240), seed=9, length=3)]
+    drawn = []
+    pipe = pipeline.Pipeline(Spy(models.synth_detector("cuda")), tracker=Tracker(),
+                             denoiser=Denoiser("torch", device="cuda", compile=False),
+                             on_frame=lambda i, image, out: drawn.append(image))
+    pipe.run(frames)
+    assert {s for s in seen} == {("tnr in", "Tensor", "cuda:0"), ("tnr out", "Tensor", "cuda:0"),
+                                 ("detector in", "Tensor", "cuda:0")}
+    assert all(isinstance(d, np.ndarray) for d in drawn)  # one copy back, for display

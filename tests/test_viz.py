@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from helpers import viz
 
@@ -29,7 +30,7 @@ def test_colours_are_stable_per_class_and_spread_per_id():
 
 
 def test_detections_tracks_and_trails_are_drawn():
-    from helpers.track import Detections, Tracks
+    from helpers.detections import Detections
 
     image = np.zeros((120, 160, 3), np.uint8)
     dets = Detections([[10, 10, 50, 90], [60, 20, 150, 60]], [0.9, 0.3], [1, 3])
@@ -37,14 +38,24 @@ def test_detections_tracks_and_trails_are_drawn():
     assert drawn[10, 30].any() and not drawn[20, 100].any()  # the 0.3 car is filtered out
     trails = viz.Trails(length=3)
     for x in range(5):
-        trails.update(Tracks(np.array([[10.0 + 5 * x, 10, 40.0 + 5 * x, 90]]), np.array([7]), np.array([1]), np.array([0.9])))
+        trails.update(Detections([[10.0 + 5 * x, 10, 40.0 + 5 * x, 90]], [0.9], [1], track_ids=[7]))
     assert len(trails[7]) == 3  # only the last `length` points are kept
-    out = viz.draw_tracks(image, Tracks(np.array([[30.0, 10, 60, 90]]), np.array([7]), np.array([1]), np.array([0.9])),
+    out = viz.draw_tracks(image, Detections([[30.0, 10, 60, 90]], [0.9], [1], track_ids=[7]),
                           ("bg", "person"), trails)
     assert (out != 0).any(axis=2).sum() > 100
     for _ in range(5):
-        trails.update(Tracks(np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)))
+        trails.update(Detections(track_ids=[]))
     assert trails[7] == []  # forgotten after `length` frames unseen
+
+
+def test_tracks_drawing_refuses_detections_without_ids():
+    from helpers.detections import Detections
+
+    dets = Detections([[10, 10, 50, 90]], [0.9], [1])
+    with pytest.raises(ValueError, match="track_ids"):
+        viz.draw_tracks(np.zeros((120, 160, 3), np.uint8), dets)
+    with pytest.raises(ValueError, match="Tracker"):
+        viz.Trails(3).update(dets)
 
 
 def test_grid_pads_rows_to_one_width():
