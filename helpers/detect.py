@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .bench import stage_timer
-from .preprocess import Letterbox, Preprocessor, check_frame
 from .detections import Detections
+from .preprocess import Letterbox, Preprocessor, check_frame
 
 __all__ = ["DetectorSpec", "Postprocess", "Detector", "Tiled", "NonFiniteOutputs", "raw_network"]
 

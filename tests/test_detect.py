@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from helpers import assets, detect, evaluate, models, synth
-from helpers.preprocess import Letterbox
 from helpers.detections import Detections
+from helpers.preprocess import Letterbox
 
 
 @pytest.fixture(scope="module")
