@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 
 from helpers import assets, mot
-from helpers.files import atomic_path, verify_video
 
 CLASSES = ("person", "car")
 MOT_CLASS_ID = {"person": 1, "car": 3}
@@ -594,34 +593,16 @@ class Scene:
         return mot.write_gt(path, self.ground_truth())
 
     def write_video(self, path, which: str = "noisy", fourcc: str = "mp4v") -> Path:
-        """Encode every frame with cv2.VideoWriter. The file appears only when complete."""
+        """Encode every frame through helpers.capture.VideoSink, the workbook's one video
+        writer: the file appears only when complete and verified."""
+        from helpers.capture import VideoSink
+
         if which not in ("noisy", "clean"):
             raise ValueError(f"which must be 'noisy' or 'clean'; found {which!r}.")
-        path = Path(path)
-        if not path.suffix:
-            raise ValueError(f"video path needs an extension that names the container "
-                             f"(.mp4, .avi); found {path}.")
-        with atomic_path(path, suffix=path.suffix) as tmp:  # the suffix picks the container
-            self._encode(tmp, path, which, fourcc)
-        return path
-
-    def _encode(self, tmp: Path, path: Path, which: str, fourcc: str) -> None:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), self.fps, self.size)
-        try:
-            if not writer.isOpened():
-                raise RuntimeError(f"cv2.VideoWriter could not open {path} with fourcc "
-                                   f"{fourcc!r}: "
-                                   "this OpenCV build has no such encoder for that container. "
-                                   "Try fourcc='MJPG' with a .avi path.")
+        with VideoSink(path, self.fps, self.size, fourcc) as sink:
             for i in range(self.length):
                 clean, _ = self._render(i, draw=True)
                 if which == "noisy":
                     clean = self.noise_model.apply(clean, np.random.default_rng([self.seed, i]))
-                writer.write(clean)
-            writer.release()
-            if not tmp.is_file() or tmp.stat().st_size == 0:
-                raise RuntimeError(f"cv2.VideoWriter wrote nothing to {path} (fourcc {fourcc!r}). "
-                                   "Try fourcc='MJPG' with a .avi path.")
-            verify_video(tmp, self.length, path)  # before the rename: a short file never replaces a good one
-        finally:
-            writer.release()
+                sink.write(clean)
+        return Path(path)
