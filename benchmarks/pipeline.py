@@ -29,7 +29,6 @@ import argparse
 import itertools
 import os
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,13 +99,13 @@ def multistream(detector: detect.Detector, frames: list, max_streams: int, frame
     rates = {}
     for n in range(1, max_streams + 1):
         trackers = [Tracker() for _ in range(n)]
-        start = time.perf_counter()
-        for i in range(frames_per_stream):
-            batch_frames = [frames[(i + 7 * k) % len(frames)] for k in range(n)]
-            dets = detector.detect(batch_frames, score_thresh=0.1)
-            for t, d in zip(trackers, dets):
-                t.update(d)
-        per_stream_fps = frames_per_stream / (time.perf_counter() - start)
+        with bench.stage_timer(detector.device) as timer:
+            for i in range(frames_per_stream):
+                batch_frames = [frames[(i + 7 * k) % len(frames)] for k in range(n)]
+                dets = detector.detect(batch_frames, score_thresh=0.1)
+                for t, d in zip(trackers, dets):
+                    t.update(d)
+        per_stream_fps = frames_per_stream / (timer.ms / 1e3)
         rates[n] = round(per_stream_fps, 2)
         h, w = frames[0].shape[:2]
         print(f"  {n} streams of {w}x{h}: {per_stream_fps:.1f} fps each", flush=True)
