@@ -186,6 +186,8 @@ class Pipeline:
     def _infer(self, image, times: dict):
         import torch
 
+        from .preprocess import torch_ops
+
         det = self.detector
         size = tuple(image.shape[:2])
         if self._frame_size is not None and size != self._frame_size:
@@ -203,7 +205,7 @@ class Pipeline:
                 if self._tnr_device is not None and not isinstance(image, torch.Tensor):
                     # The one upload: the frame stays on the device from TNR through the
                     # detector, instead of coming back as numpy and going up again.
-                    image = torch.from_numpy(np.ascontiguousarray(image)).to(self._tnr_device)
+                    image = torch_ops.upload(image, self._tnr_device)
                 image = self.denoiser(image)
         if self.filter is not None:
             with stage_timer(getattr(self.filter, "device", None), into=times["filter"]):
@@ -225,14 +227,15 @@ class Pipeline:
 
     @property
     def _tnr_device(self):
-        """The CUDA device the denoiser filters on, or None (CPU, or the OpenCV backend)."""
-        device = getattr(self.denoiser, "device", None)
-        if device is None or getattr(self.denoiser, "backend", None) == "opencv":
-            return None
+        """The CUDA device to upload frames to before TNR, or None: only when the denoiser
+        filters on a GPU (not the OpenCV backend) and the stage after it runs there too."""
         import torch
 
-        device = torch.device(device)
-        return device if device.type == "cuda" else None
+        device = getattr(self.denoiser, "device", None)
+        after = getattr(self.filter if self.filter is not None else self.detector, "device", None)
+        if device is None or after is None or getattr(self.denoiser, "backend", None) == "opencv":
+            return None
+        return device if torch.device(device).type == torch.device(after).type == "cuda" else None
 
     def _render(self, index, image, out, times: dict):
         from . import viz
