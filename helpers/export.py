@@ -295,11 +295,17 @@ def pedestrian_frames(path=None, calibration=PEDESTRIAN_CALIBRATION_FRAMES,
 def quantize_detector(model, fp32_path, out_path, frames, target: str = "onnxruntime", **recipe) -> Path:
     """``quantize_int8`` for a detector, calibrated on raw BGR ``frames`` through the detector's
     own preprocessing (helpers.detect.Detector). ``recipe`` defaults to PEDESTRIAN_INT8."""
+    return quantize_int8(fp32_path, out_path, detector_calibration(model, frames), target=target,
+                         **(recipe or PEDESTRIAN_INT8))
+
+
+def detector_calibration(model, frames) -> list:
+    """Raw BGR ``frames`` as the detector's own preprocessing makes them: INT8 calibration
+    batches (for quantize_int8 or ``matrix.build(calibration=...)``)."""
     from .detect import Detector
 
     pre = Detector(model).preprocess
-    return quantize_int8(fp32_path, out_path, [pre(f)[0] for f in frames], target=target,
-                         **(recipe or PEDESTRIAN_INT8))
+    return [pre(f)[0] for f in frames]
 
 
 def cpu_summary() -> dict:

@@ -259,17 +259,41 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 # ---------------------------------------------------------------- drift
 #
 # How far a runtime/precision moves a network's outputs from PyTorch FP32 on identical inputs.
-# Tolerances are per precision: FP32 engines only reorder float sums; FP16 keeps ~3 decimal
-# digits; INT8 changes values for real and is judged on decisions (top-1, boxes), not logits.
-
-DRIFT_TOLERANCES = {
-    "fp32": {"max_abs_logit": 1e-3, "top1": 1.0, "top5": 1.0,
-             "mean_box_iou": 0.999, "max_score_diff": 1e-3, "unmatched_frac": 0.0, "map50_drop": 0.002},
-    "fp16": {"max_abs_logit": 5e-2, "top1": 0.98, "top5": 0.98,
-             "mean_box_iou": 0.98, "max_score_diff": 2e-2, "unmatched_frac": 0.02, "map50_drop": 0.01},
-    "int8": {"max_abs_logit": None, "top1": 0.85, "top5": 0.85,
-             "mean_box_iou": 0.90, "max_score_diff": None, "unmatched_frac": 0.10, "map50_drop": 0.03},
+# One judge (:func:`judge`), one table per kind of output, one row per precision. FP32 engines
+# only reorder float sums; TF32 (an FP32 engine whose products round their inputs to a 10-bit
+# mantissa, see helpers.trt) is FP32 with ~3 decimal digits in each product; FP16 keeps ~3
+# decimal digits throughout; INT8 changes values for real and is judged on decisions (top-1,
+# boxes, the filter's gain over bicubic), not raw values.
+#
+# Images (an image-to-image filter's uint8 output): PSNR against FP32's output (FP32 differs by
+# one level at a few pixels, well above 50 dB) and the share of FP32's PSNR gain over bicubic
+# that survives: INT8 must still beat bicubic, so it keeps at least half of the gain (a 30
+# dB-class drift would erase a 0.3 dB gain completely).
+TOLERANCES = {
+    "classification": {
+        "fp32": {"max_abs_logit": 1e-3, "top1": 1.0, "top5": 1.0},
+        "tf32": {"max_abs_logit": 5e-3, "top1": 1.0, "top5": 1.0},
+        "fp16": {"max_abs_logit": 5e-2, "top1": 0.98, "top5": 0.98},
+        "int8": {"max_abs_logit": None, "top1": 0.85, "top5": 0.85},
+    },
+    "detection": {
+        "fp32": {"mean_box_iou": 0.999, "max_score_diff": 1e-3, "unmatched_frac": 0.0, "map50_drop": 0.002},
+        "tf32": {"mean_box_iou": 0.995, "max_score_diff": 5e-3, "unmatched_frac": 0.005, "map50_drop": 0.002},
+        "fp16": {"mean_box_iou": 0.98, "max_score_diff": 2e-2, "unmatched_frac": 0.02, "map50_drop": 0.01},
+        "int8": {"mean_box_iou": 0.90, "max_score_diff": None, "unmatched_frac": 0.10, "map50_drop": 0.03},
+    },
+    "image": {
+        "fp32": {"psnr_db": 50.0, "gain_kept": 0.9},
+        "tf32": {"psnr_db": 45.0, "gain_kept": 0.85},
+        "fp16": {"psnr_db": 40.0, "gain_kept": 0.75},
+        "int8": {"psnr_db": 32.0, "gain_kept": 0.5},
+    },
 }
+LOWER_IS_BETTER = {"max_abs_logit", "max_score_diff", "unmatched_frac", "map50_drop"}
+
+# notebooks still import this; remove once they move (to TOLERANCES[output][precision])
+DRIFT_TOLERANCES = {p: {**TOLERANCES["classification"][p], **TOLERANCES["detection"][p]}
+                    for p in TOLERANCES["classification"]}
 
 
 CONFIDENT_PROB = 0.5
@@ -299,7 +323,7 @@ def classification_drift(reference_logits, logits, precision: str = "fp32") -> d
                "top5": float((top5 == ref_top1[:, None]).any(1).mean()), "n": int(len(ref)),
                "top1_confident": float(same[confident].mean()) if confident.any() else None,
                "n_confident": int(confident.sum())}
-    return _judge(figures, precision)
+    return judge(figures, precision, "classification")
 
 
 def detection_drift(reference, detections, precision: str = "fp32", iou: float = 0.5,
@@ -341,7 +365,25 @@ def detection_drift(reference, detections, precision: str = "fp32", iou: float =
                "unmatched_frac": unmatched / total if total else 0.0, "boxes": total}
     if gt_score is not None:
         figures.update(_map50_against_reference(reference, detections, gt_score))
-    return _judge(figures, precision)
+    return judge(figures, precision, "detection")
+
+
+def image_drift(reference: np.ndarray, output: np.ndarray, precision: str = "fp32",
+                gain_db: float | None = None, reference_gain_db: float | None = None) -> dict:
+    """PSNR of a filter's output against FP32's on the same input (identical outputs: inf;
+    above ~45 dB differences are invisible), and, when both gains over bicubic are given, the
+    share of FP32's gain this runtime keeps, judged against TOLERANCES["image"][precision]."""
+    return image_verdict(psnr(reference, output), precision, gain_db, reference_gain_db)
+
+
+def image_verdict(psnr_db: float, precision: str, gain_db: float | None = None,
+                  reference_gain_db: float | None = None) -> dict:
+    """The image judge from a PSNR already measured (see :func:`image_drift`)."""
+    figures = {"psnr_db": psnr_db}
+    # A share of a gain is only meaningful when there is a gain to share.
+    if gain_db is not None and reference_gain_db is not None and reference_gain_db > 0.05:
+        figures["gain_kept"] = gain_db / reference_gain_db
+    return judge(figures, precision, "image")
 
 
 def _map50_against_reference(reference, detections, gt_score: float) -> dict:
@@ -368,16 +410,21 @@ def _map50_against_reference(reference, detections, gt_score: float) -> dict:
             "gt_boxes": n, "gt_score": gt_score}
 
 
-def _judge(figures: dict, precision: str) -> dict:
-    if precision not in DRIFT_TOLERANCES:
-        raise ValueError(f"precision must be one of {sorted(DRIFT_TOLERANCES)}; found {precision!r}.")
-    tol = DRIFT_TOLERANCES[precision]
+def judge(figures: dict, precision: str, output: str) -> dict:
+    """The one drift judge: PASS when every figure with a tolerance in
+    ``TOLERANCES[output][precision]`` is within it (figures without one are reported only).
+    ``output``: "classification", "detection" or "image"; ``precision``: "fp32", "tf32",
+    "fp16" or "int8" (a runtime's ``precision``, e.g. ``matrix.Matrix.precision(kind)``).
+    Returns the figures with "precision", "checks" (name -> bool) and "verdict"."""
+    if output not in TOLERANCES:
+        raise ValueError(f"output must be one of {sorted(TOLERANCES)}; found {output!r}.")
+    table = TOLERANCES[output]
+    if precision not in table:
+        raise ValueError(f"precision must be one of {sorted(table)}; found {precision!r}.")
     checks = {}
     for name, value in figures.items():
-        limit = tol.get(name)
-        if limit is None or name not in tol:
-            continue
-        lower_is_better = name in ("max_abs_logit", "max_score_diff", "unmatched_frac", "map50_drop")
-        checks[name] = bool(value <= limit) if lower_is_better else bool(value >= limit)
+        limit = table[precision].get(name)
+        if limit is not None:
+            checks[name] = bool(value <= limit) if name in LOWER_IS_BETTER else bool(value >= limit)
     return {**figures, "precision": precision, "checks": checks,
             "verdict": "PASS" if all(checks.values()) else "FAIL"}

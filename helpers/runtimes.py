@@ -32,6 +32,7 @@ import torch
 class Runtime(Protocol):
     name: str
     device: torch.device
+    dtype: torch.dtype  # what run() takes: the batch must already have it
 
     def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
 
@@ -242,17 +243,25 @@ _ORT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
                "extended": "ORT_ENABLE_EXTENDED", "layout": "ORT_ENABLE_LAYOUT", "all": "ORT_ENABLE_ALL"}
 
 _ORT_DTYPES = {"tensor(float)": torch.float32, "tensor(float16)": torch.float16,
-               "tensor(double)": torch.float64, "tensor(uint8)": torch.uint8, "tensor(int8)": torch.int8}
+               "tensor(double)": torch.float64, "tensor(uint8)": torch.uint8, "tensor(int8)": torch.int8,
+               "tensor(int64)": torch.int64, "tensor(int32)": torch.int32, "tensor(bool)": torch.bool}
+_NUMPY_DTYPES = {torch.float32: "float32", torch.float16: "float16", torch.float64: "float64",
+                 torch.uint8: "uint8", torch.int8: "int8", torch.int64: "int64", torch.int32: "int32",
+                 torch.bool: "bool"}
 
 
 class OnnxRuntime(_Base):
     """An ONNX model in an ONNX Runtime session: CPU execution provider unless asked otherwise.
 
     ``providers``: e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]`` (needs the
-    onnxruntime-gpu wheel). With the CUDA EP the runtime lives on ``cuda:<device_id>``, but
-    without IO binding ORT reads inputs from host memory: the batch goes through one named
-    host copy (``host_batch``) and outputs come back to the device. IO binding arrives with
-    the TensorRT lesson.
+    onnxruntime-gpu wheel). With the CUDA EP the runtime lives on ``cuda:<device_id>``.
+
+    ``io_binding`` (default: on with the CUDA EP): ``session.run`` takes numpy arrays, so on
+    CUDA every frame would cost three hidden copies (the batch to the host, ORT's copy back
+    to the device, each output to the host) plus one more to bring outputs back to torch's
+    device. With IO binding ORT reads the batch where torch wrote it and writes outputs into
+    torch tensors allocated on the runtime's device: no host copy at all. Output shapes
+    are learnt once per input shape (one run with ORT-allocated outputs).
 
     ``allow_spinning=False`` by default: idle ORT worker threads otherwise busy-wait for the
     next job and steal the cores that PyTorch uses in the same process, which skews any
@@ -262,7 +271,7 @@ class OnnxRuntime(_Base):
     def __init__(self, path: str | os.PathLike, providers: list[str] | None = None,
                  intra_op_threads: int | None = None, inter_op_threads: int = 1,
                  graph_optimization: str = "all", allow_spinning: bool = False,
-                 device_id: int = 0, name: str | None = None):
+                 device_id: int = 0, name: str | None = None, io_binding: bool | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -322,10 +331,13 @@ class OnnxRuntime(_Base):
             raise ValueError(f"expected a model with a float or 8-bit image input; found input type {self.input_type}.")
         self.dtype = _ORT_DTYPES[self.input_type]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.output_types = [o.type for o in self.session.get_outputs()]
         self.providers = self.session.get_providers()
         on_cuda = self.providers[0] == "CUDAExecutionProvider"
         self.device = torch.device("cuda", device_id) if on_cuda else torch.device("cpu")
         self.name = name or f"onnxruntime-{'cuda' if on_cuda else 'cpu'}"
+        self.io_binding = on_cuda if io_binding is None else bool(io_binding)
+        self._output_shapes: dict[tuple, list[tuple]] = {}
 
     def _check_shape(self, batch: torch.Tensor) -> None:
         found = tuple(batch.shape)
@@ -344,12 +356,44 @@ class OnnxRuntime(_Base):
         self._check_shape(batch)
         # .contiguous() is a no-op for an NCHW batch; a channels_last one is reordered,
         # since ORT reads the buffer as dense NCHW.
-        host_batch = batch.detach().contiguous()
-        if self.device.type != "cpu":
-            host_batch = host_batch.cpu()
-        outputs = self.session.run(self.output_names, {self.input_name: host_batch.numpy()})
+        batch = batch.detach().contiguous()
+        if self.io_binding:
+            return self._run_bound(batch)
+        # Without IO binding on CUDA: the host copies IO binding avoids, made visible here.
+        outputs = self.session.run(self.output_names, {self.input_name: batch.cpu().numpy()})
         # torch.from_numpy shares ORT's freshly allocated arrays: no copy on CPU.
         return tuple(torch.from_numpy(o).to(self.device) for o in outputs)
+
+    def _run_bound(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        import numpy as np
+
+        kind, index = self.device.type, self.device.index or 0
+        binding = self.session.io_binding()
+        binding.bind_input(self.input_name, kind, index, np.dtype(_NUMPY_DTYPES[batch.dtype]), list(batch.shape),
+                           batch.data_ptr())
+        shapes = self._output_shapes.get(tuple(batch.shape))
+        if shapes is None:  # first call at this shape: ORT allocates, we learn the output shapes
+            for name in self.output_names:
+                binding.bind_output(name, kind, index)
+            self._sync()
+            self.session.run_with_iobinding(binding)
+            self._output_shapes[tuple(batch.shape)] = [tuple(v.shape()) for v in binding.get_outputs()]
+            binding.clear_binding_outputs()
+            shapes = self._output_shapes[tuple(batch.shape)]
+        outs = []
+        for name, shape, out_type in zip(self.output_names, shapes, self.output_types):
+            t = torch.empty(shape, dtype=_ORT_DTYPES[out_type], device=self.device)
+            binding.bind_output(name, kind, index, np.dtype(_NUMPY_DTYPES[t.dtype]), list(shape), t.data_ptr())
+            outs.append(t)
+        # ORT runs on its own CUDA stream: the batch torch wrote must be complete first.
+        # Run() synchronises its stream before returning, so the outputs are ready after it.
+        self._sync()
+        self.session.run_with_iobinding(binding)
+        return tuple(outs)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
 
     def close(self) -> None:
         # Dropping the last reference frees the session's thread pools and arenas now,
@@ -373,10 +417,10 @@ def _tensorrt(onnx_path, precision: str = "fp32", max_batch: int = 1, cache_dir=
         raise RuntimeError(f"make_runtime('tensorrt'): {why}.")
     import onnx
 
-    plan, _ = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir, shapes=shapes)
+    plan, facts = trt.build_engine(onnx_path, precision, max_batch=max_batch, cache_dir=cache_dir, shapes=shapes)
     # Outputs in the ONNX model's order, by name, as every other runtime returns them.
     order = [o.name for o in onnx.load(str(onnx_path), load_external_data=False).graph.output]
-    return trt.TensorRT(plan, output_order=order, **kw)
+    return trt.TensorRT(plan, output_order=order, precision=facts["judged_as"], **kw)
 
 
 RUNTIMES: dict[str, Callable[..., Runtime]] = {

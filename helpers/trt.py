@@ -9,6 +9,12 @@ Written to the TensorRT Python API of both 10.x (JetPack 6 ships 10.3) and 11.x,
   strongly typed only) it needs an FP16 ONNX model, and we say so. FP32 builds strongly typed
   where that is available, so no layer silently drops precision.
 - ``engine.device_memory_size_v2`` where present (10.1+), else ``device_memory_size``.
+- TF32. TensorRT lets FP32 convolutions and matrix products round their inputs to TF32 (10-bit
+  mantissa) by default on Ampere and newer GPUs. An FP32 engine here clears
+  ``BuilderFlag.TF32`` wherever that flag exists (10.x and 11.x both have it), so "FP32" keeps
+  the FP32 drift tolerance (outputs within 1e-3 of PyTorch's). Where the flag is absent the
+  engine is labelled ``precision="tf32"`` and judged against the TF32 row of
+  ``metrics.DRIFT_TOLERANCES``, rather than loosening FP32's for everyone.
 
 The engine cache is plain Python, testable without TensorRT: the key is the ONNX file's
 sha256, the precision, the GPU's name and compute capability, the TensorRT version and every
@@ -31,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .files import atomic_path, write_text
+from .runtimes import _Base
 
 __all__ = ["available", "EngineKey", "EngineCache", "build_engine", "engine_summary", "TensorRT"]
 
@@ -236,12 +243,15 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     # QDQ INT8 and FP32 build strongly typed; FP16 needs the (10.x) flag on a weakly typed net.
     strongly_typed = strongly_typed_flag is not None and not (precision == "fp16" and has_fp16_flag)
     fp16_flag = precision == "fp16" and has_fp16_flag
+    # TF32 rounds FP32 products to a 10-bit mantissa: off for an FP32 engine (module docstring).
+    tf32 = not (precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"))
     key = EngineKey.for_model(onnx_path, precision, max_batch, profile=profile_text(shapes),
-                              build=build_text(workspace_gb, strongly_typed, fp16_flag, max_batch, shapes))
+                              build=build_text(workspace_gb, strongly_typed, fp16_flag, max_batch, shapes, tf32))
     cache = EngineCache(cache_dir)
     plan = cache.load(key, onnx_path.stem)
+    judged_as = "tf32" if precision == "fp32" and tf32 else precision
     if plan is not None:
-        return plan, {"cached": True, "build_s": 0.0, "precision": precision,
+        return plan, {"cached": True, "build_s": 0.0, "precision": precision, "judged_as": judged_as,
                       "path": str(cache.paths(key, onnx_path.stem)[0])}
 
     logger = trt.Logger(trt.Logger.INFO if verbose else trt.Logger.WARNING)
@@ -265,6 +275,8 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
     config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED  # for the engine inspector
     if fp16_flag:
         config.set_flag(trt.BuilderFlag.FP16)
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)
     profile = builder.create_optimization_profile()
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
@@ -305,17 +317,17 @@ def build_engine(onnx_path, precision: str = "fp32", max_batch: int = 1, workspa
         tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
     plan = bytes(serialized)
     path = cache.store(key, plan, onnx_path.stem, {"build_s": round(build_s, 2), "strongly_typed": strongly_typed})
-    return plan, {"cached": False, "build_s": build_s, "precision": precision,
+    return plan, {"cached": False, "build_s": build_s, "precision": precision, "judged_as": judged_as,
                   "strongly_typed": strongly_typed, "path": str(path)}
 
 
 def build_text(workspace_gb: float, strongly_typed: bool, fp16_flag: bool, max_batch: int,
-               shapes: dict | None) -> str:
+               shapes: dict | None, tf32: bool = True) -> str:
     """Every build setting that changes the plan, as the cache key's text: a changed setting
     never reuses an old engine."""
     profile = profile_text(shapes) or f"batch:1/{max(1, max_batch // 2)}/{max_batch}"
     return (f"workspace={float(workspace_gb):g}GiB;typing={'strong' if strongly_typed else 'weak'};"
-            f"flags={'FP16' if fp16_flag else '-'};profile={profile}")
+            f"flags={'FP16' if fp16_flag else '-'};tf32={'on' if tf32 else 'off'};profile={profile}")
 
 
 def _has_half_tensor(network, trt) -> bool:
@@ -379,7 +391,7 @@ def engine_summary(engine, context=None) -> dict:
             "device_memory_bytes": _device_memory(engine)}
 
 
-class TensorRT:
+class TensorRT(_Base):
     """A TensorRT engine behind the Runtime protocol: ``run(batch) -> tuple of CUDA tensors``.
 
     Inputs and outputs are torch tensors; their device pointers go straight to
@@ -388,7 +400,7 @@ class TensorRT:
     follows the batch) and ordered as the engine lists them."""
 
     def __init__(self, plan: bytes | os.PathLike, device: int = 0, name: str | None = None,
-                 output_order: list[str] | None = None):
+                 output_order: list[str] | None = None, precision: str | None = None):
         why = available()
         if why:
             raise RuntimeError(f"the TensorRT runtime cannot run here: {why}.")
@@ -426,7 +438,7 @@ class TensorRT:
         self.stream = torch.cuda.Stream(device=self.device)
         self.dtype = self._torch_dtype(self.engine.get_tensor_dtype(self.inputs[0]))
         self.name = name or "tensorrt"
-        self._closed = False
+        self.precision = precision  # what the drift judge takes: "fp32", "tf32", "fp16", "int8"
 
     def _torch_dtype(self, dt):
         torch, trt = self.torch, self.trt
@@ -441,8 +453,7 @@ class TensorRT:
 
     def run(self, batch):
         torch = self.torch
-        if self._closed:
-            raise RuntimeError("this TensorRT runtime was closed; create a new one.")
+        self._check_open()
         name = self.inputs[0]
         expected = tuple(self.engine.get_tensor_shape(name))
         if batch.device != self.device or batch.dtype != self.dtype or batch.ndim != len(expected) or \
@@ -470,16 +481,10 @@ class TensorRT:
         return tuple(outs)
 
     def close(self) -> None:
-        if not self._closed:
+        if not self._closed and getattr(self, "stream", None) is not None:
             self.stream.synchronize()  # work in flight still uses the context
-        self._closed = True
         self.context = self.engine = self.runtime = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        super().close()
 
     def __repr__(self) -> str:
         mib = getattr(self, "device_memory_bytes", 0) / 2**20
