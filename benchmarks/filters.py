@@ -11,7 +11,8 @@ interleaved rounds, so every runtime sees the same machine load. The timing fram
 held-out photo resized to the input size (content does not change the cost). Drift is judged
 on the held-out photos at their own size, shrunk by the scale factor: the PSNR of each
 runtime's output against eager FP32's, and the share of FP32's gain over bicubic it keeps
-(helpers.filters.judge_drift).
+(helpers.evaluate.filter_drift, the one drift judge metrics.judge with the image table).
+The runtimes come from the runtime matrix (helpers.superres.variants -> helpers.matrix.build).
 
 CPU target: at 480p input (x2 to 960p) the best CPU runtime at least 2x faster than eager.
 On CUDA it also runs batch 1 and batch 8 (throughput). Writes benchmarks/results/filters.json.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +31,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import bench, env, filters  # noqa: E402
+from helpers import bench, env, evaluate, filters, superres  # noqa: E402
 
 
 def frame_of(height: int, width: int) -> np.ndarray:
     """A held-out photo resized to the input size: real texture, never seen in training."""
-    image = filters.held_out_images(max_side=4096)["astronaut"]
+    image = superres.held_out_images(max_side=4096)["astronaut"]
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
@@ -46,42 +46,49 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iters", type=int, default=6)
     p.add_argument("--compile", action="store_true", help="include torch.compile on the CPU")
+    p.add_argument("--cache", default=str(ROOT / "build" / "matrix"), help="the runtime matrix's artifact cache")
+    p.add_argument("--quick", action="store_true", help="first case, 1 round of 2 calls: proves it runs, no numbers")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "filters.json"))
     args = p.parse_args(argv)
+    if args.quick:  # never overwrites the committed results
+        args.rounds, args.iters = 1, 2
+        if args.json == p.get_default("json"):
+            args.json = str(ROOT / "build" / "bench_quick" / "filters.json")
     torch.set_num_threads(args.threads)
     caps = env.probe()
     results, drift, skipped_all, judged = {}, {}, set(), {}
-    with tempfile.TemporaryDirectory(prefix="evw-filters-") as work:
-        for case, (h, w, scale) in filters.output_sizes().items():
-            model = filters.super_resolution(scale)
-            variants, skipped = filters.make_variants(model, work, caps, compile=args.compile, threads=args.threads)
-            skipped_all.update(skipped)
-            frame = frame_of(h, w)
-            stages = {name: filters.Upscaler(rt, scale=scale) for name, (rt, _) in variants.items()}
-            if scale not in judged:
-                judged[scale] = filters.drift_report(stages, {n: p for n, (_, p) in variants.items()}, scale)
-            drift[case] = {name: round(judged[scale][name]["psnr_db"], 2) for name in stages if name != "eager FP32"}
-            samples = bench.interleaved({name: (lambda up=up: up(frame)) for name, up in stages.items()},
-                                        rounds=args.rounds, iters=args.iters, warmup=2)
-            rows = {}
+    work = Path(args.cache)
+    cases = dict(list(superres.CASES.items())[:1]) if args.quick else superres.CASES
+    for case, (h, w, scale) in cases.items():
+        model = filters.super_resolution(scale)
+        variants, skipped = superres.variants(model, work, caps, compile=args.compile, threads=args.threads)
+        skipped_all.update(skipped)
+        frame = frame_of(h, w)
+        stages = {name: filters.Upscaler(rt, scale=scale) for name, (rt, _) in variants.items()}
+        if scale not in judged:
+            judged[scale] = evaluate.filter_drift(stages, {n: p for n, (_, p) in variants.items()}, scale)
+        drift[case] = {name: round(judged[scale][name]["psnr_db"], 2) for name in stages if name != "eager FP32"}
+        samples = bench.interleaved({name: (lambda up=up: up(frame)) for name, up in stages.items()},
+                                    rounds=args.rounds, iters=args.iters, warmup=2)
+        rows = {}
+        for name, up in stages.items():
+            s = bench.stats(samples[name])
+            rows[name] = {**s, "precision": variants[name][1],
+                          "network_ms": round(float(np.median(list(up.history["network"])[-args.iters:])), 3),
+                          "vs_eager": round(bench.stats(samples["eager FP32"])["median_ms"] / s["median_ms"], 2),
+                          "verdict_30fps": superres.realtime(s["median_ms"], 30),
+                          "verdict_15fps": superres.realtime(s["median_ms"], 15)}
+        if caps.has_cuda:
             for name, up in stages.items():
-                s = bench.stats(samples[name])
-                rows[name] = {**s, "precision": variants[name][1],
-                              "network_ms": round(float(np.median(list(up.history["network"])[-args.iters:])), 3),
-                              "vs_eager": round(bench.stats(samples["eager FP32"])["median_ms"] / s["median_ms"], 2),
-                              "verdict_30fps": filters.realtime(s["median_ms"], 30),
-                              "verdict_15fps": filters.realtime(s["median_ms"], 15)}
-            if caps.has_cuda:
-                for name, up in stages.items():
-                    if "cuda" in name or name.startswith("TensorRT"):
-                        batch = [frame] * 8
-                        up.batch(batch)
-                        ms = float(np.median(bench.time_calls(lambda: up.batch(batch), 5)))
-                        rows[name]["batch8_ms_per_frame"] = round(ms / 8, 3)
-            results[case] = {"input": f"{w}x{h}", "output": f"{w * scale}x{h * scale}", "scale": scale,
-                             "gmac": round(filters.gmacs(model, h, w), 3), "runtimes": rows}
-            for rt, _ in variants.values():
-                rt.close()
+                if "cuda" in name or name.startswith("TensorRT"):
+                    batch = [frame] * 8
+                    up.batch(batch)
+                    ms = float(np.median(bench.time_calls(lambda: up.batch(batch), 5)))
+                    rows[name]["batch8_ms_per_frame"] = round(ms / 8, 3)
+        results[case] = {"input": f"{w}x{h}", "output": f"{w * scale}x{h * scale}", "scale": scale,
+                         "gmac": round(model.macs(h, w) / 1e9, 3), "runtimes": rows}
+        for rt, _ in variants.values():
+            rt.close()
     print(f"\nSuper-resolution stage, ms per frame (uint8 in -> uint8 out), {args.threads} CPU threads")
     print(f"{'case':<20}{'runtime':<30}{'median':>9}{'p90':>9}{'network':>9}{'vs eager':>9}  drift PSNR")
     for case, r in results.items():

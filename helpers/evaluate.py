@@ -382,3 +382,20 @@ def footage(detector, reference: dict, runs, clean=None, denoiser=None,
         trk = metrics.tracking_metrics(reference["gt_tracks"], tracks)
         out.update(mota=float(trk["mota"]), idf1=float(trk["idf1"]), id_switches=int(trk["id_switches"]))
     return out
+
+
+def filter_drift(upscalers: dict, precisions: dict, scale: int, reference: str = "eager FP32") -> dict:
+    """The drift of every filter runtime, through the one judge (metrics.judge, "image"): PSNR
+    against ``reference``'s output on the held-out astronaut shrunk by ``scale``, and the mean
+    gain over bicubic on all held-out photos (kept as ``gain_db``). ``upscalers``: name ->
+    filters.Upscaler; ``precisions``: name -> "fp32"/"tf32"/"fp16"/"int8"."""
+    from . import superres
+
+    photos = {k: superres.fit_to_scale(v, scale, "crop") for k, v in superres.held_out_images().items()}
+    low = superres.downscale(photos["astronaut"], scale)
+    ref = upscalers[reference](low)
+    gains = {name: float(np.mean([r["psnr_gain"] for r in superres.quality(up, photos, scale)]))
+             for name, up in upscalers.items()}
+    return {name: {**metrics.image_drift(ref, up(low), precisions[name], gains[name], gains[reference]),
+                   "gain_db": round(gains[name], 3)}
+            for name, up in upscalers.items()}

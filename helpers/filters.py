@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,6 @@ LUMA_BGR = (0.114, 0.587, 0.299)
 SCALES = (2, 3)
 # The committed weights: asset names in data/manifest.json, trained by tools/train_sr.py.
 WEIGHTS = {2: "espcn_x2", 3: "espcn_x3"}
-# Held out from training (tools/train_sr.py never reads them): the quality check's photos.
-HELD_OUT_PHOTOS = ("photo_chelsea", "photo_astronaut", "photo_coffee")
-TRAIN_PHOTOS = ("photo_rocket", "texture_brick", "texture_grass", "texture_gravel", "photo_camera",
-                "photo_hubble", "photo_coins", "photo_ihc", "photo_retina", "photo_text")
 
 
 def _cubic_taps(scale: int) -> list[list[float]]:
@@ -193,48 +188,6 @@ def super_resolution(scale: int = 2, device: str | torch.device = "cpu", weights
     model = SuperResolution(scale, config["features"])
     model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     return model.eval().to(device)
-
-
-# ---------------------------------------------------------------- making low/high-resolution pairs
-
-def fit_to_scale(image: np.ndarray, scale: int, mode: str = "refuse") -> np.ndarray:
-    """Make ``image``'s height and width multiples of ``scale`` so it can be downscaled exactly.
-
-    ``mode``: "refuse" (raise, naming the size), "crop" (drop the last rows/columns) or "pad"
-    (reflect-pad: nothing is lost, the border repeats).
-    """
-    h, w = image.shape[:2]
-    dh, dw = (-h) % scale, (-w) % scale
-    if not dh and not dw:
-        return image
-    if mode == "refuse":
-        raise ValueError(f"a {w}x{h} image does not divide by the scale factor {scale}: a x{scale} pair needs "
-                         f"both sides to be multiples of {scale}. Use fit_to_scale(image, {scale}, mode='crop') "
-                         f"to drop {h % scale} row(s) and {w % scale} column(s), or mode='pad' to reflect-pad "
-                         f"{dh} row(s) and {dw} column(s).")
-    if mode == "crop":
-        return image[: h - h % scale, : w - w % scale]
-    if mode == "pad":
-        pad = ((0, dh), (0, dw)) + ((0, 0),) * (image.ndim - 2)
-        return np.pad(image, pad, mode="reflect")
-    raise ValueError(f"mode must be 'refuse', 'crop' or 'pad'; found {mode!r}.")
-
-
-def downscale(image: np.ndarray, scale: int, mode: str = "refuse") -> np.ndarray:
-    """The degradation the network learned to undo: area averaging by ``scale`` (like sensor binning)."""
-    import cv2
-
-    image = fit_to_scale(image, scale, mode)
-    h, w = image.shape[:2]
-    return cv2.resize(image, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
-
-
-def bicubic(image: np.ndarray, scale: int) -> np.ndarray:
-    """The baseline to beat: OpenCV bicubic upscaling."""
-    import cv2
-
-    h, w = image.shape[:2]
-    return cv2.resize(image, (w * scale, h * scale), interpolation=cv2.INTER_CUBIC)
 
 
 # ---------------------------------------------------------------- the pipeline stage
@@ -386,235 +339,33 @@ class Upscaler:
             torch.cuda.current_stream(self.device).synchronize()
 
 
-# ---------------------------------------------------------------- quality
+__all__ = ["SuperResolution", "Upscaler", "super_resolution", "bicubic_kernels", "memory_estimate"]
 
-def quality(upscale, images, scale: int) -> list[dict]:
-    """PSNR and SSIM (dB, 0..1) of ``upscale(low)`` and of bicubic against each original image.
-
-    ``images``: name -> BGR uint8 image (cropped to a multiple of ``scale``). ``upscale``: a
-    callable low-resolution uint8 -> high-resolution uint8 (an :class:`Upscaler`).
-    """
-    from skimage.metrics import structural_similarity
-
-    from .metrics import psnr
-
-    rows = []
-    for name, hr in images.items():
-        hr = fit_to_scale(hr, scale, "crop")
-        low = downscale(hr, scale)
-        ours, base = upscale(low), bicubic(low, scale)
-        rows.append({
-            "image": name, "size": f"{hr.shape[1]}x{hr.shape[0]}",
-            "psnr_bicubic": psnr(base, hr), "psnr_sr": psnr(ours, hr),
-            "ssim_bicubic": float(structural_similarity(base, hr, channel_axis=2)),
-            "ssim_sr": float(structural_similarity(ours, hr, channel_axis=2)),
-        })
-        rows[-1]["psnr_gain"] = rows[-1]["psnr_sr"] - rows[-1]["psnr_bicubic"]
-    return rows
+# notebooks still import this; remove once they move. The photo pairs, the quality check, the
+# variant builder and the lesson tables moved to helpers.superres (built on helpers.matrix), the
+# drift scoring to helpers.metrics / helpers.evaluate; resolved lazily so this module stays a leaf.
+_MOVED = {name: ("superres", name) for name in (
+    "fit_to_scale", "downscale", "bicubic", "quality", "held_out_images", "calibration_frames",
+    "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "TRT_SHAPES", "realtime", "export")}
+_MOVED.update({"make_variants": ("superres", "variants"), "weights_digest": ("matrix", "weights_digest"),
+               "drift_report": ("evaluate", "filter_drift"), "judge_drift": ("metrics", "image_verdict"),
+               "psnr_drift": ("metrics", "psnr")})
 
 
-def held_out_images(max_side: int = 768) -> dict[str, np.ndarray]:
-    """The real photos the training script never sees, as BGR uint8 (large ones shrunk so the
-    longer side is ``max_side``: the check runs in seconds)."""
-    import cv2
+def __getattr__(name: str):
+    import importlib
 
-    from . import assets
+    if name in _MOVED:
+        module, attr = _MOVED[name]
+        return getattr(importlib.import_module(f"helpers.{module}"), attr)
+    if name == "output_sizes":
+        from .superres import CASES
 
-    out = {}
-    for name in HELD_OUT_PHOTOS:
-        image = assets.load_image(name)
-        f = max_side / max(image.shape[:2])
-        if f < 1:
-            image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        out[name.removeprefix("photo_")] = image
-    return out
+        return lambda: dict(CASES)
+    if name == "gmacs":
+        return lambda model, height, width: model.macs(height, width) / 1e9
+    if name == "PSNR_DRIFT_TOLERANCES":
+        from .metrics import TOLERANCES
 
-
-def psnr_drift(reference: np.ndarray, output: np.ndarray) -> float:
-    """PSNR of a runtime's output against PyTorch FP32's on the same input: drift made visible.
-    Identical outputs give inf; above ~45 dB differences are invisible."""
-    from .metrics import psnr
-
-    return psnr(reference, output)
-
-
-# Drift of a runtime's output against PyTorch FP32 on the same frame, as PSNR in dB, and how
-# much of FP32's gain over bicubic survives. FP32 engines only reorder float sums, so the uint8
-# outputs differ by one level at a few pixels (well above 50 dB). FP16 keeps ~3 decimal digits.
-# INT8 really changes values; what matters is that the filter still beats bicubic, so it must
-# keep at least half of the gain (a 30 dB-class drift would erase a 0.3 dB gain completely).
-PSNR_DRIFT_TOLERANCES = {"fp32": {"psnr_db": 50.0, "gain_kept": 0.9},
-                    "fp16": {"psnr_db": 40.0, "gain_kept": 0.75},
-                    "int8": {"psnr_db": 32.0, "gain_kept": 0.5}}
-
-
-def judge_drift(psnr_db: float, precision: str, gain_db: float | None = None,
-                reference_gain_db: float | None = None) -> dict:
-    """PASS/FAIL for one runtime: PSNR against FP32's output and the share of FP32's PSNR gain
-    over bicubic (on held-out photos) that this runtime keeps."""
-    if precision not in PSNR_DRIFT_TOLERANCES:
-        raise ValueError(f"precision must be one of {sorted(PSNR_DRIFT_TOLERANCES)}; found {precision!r}.")
-    tol = PSNR_DRIFT_TOLERANCES[precision]
-    out = {"precision": precision, "psnr_db": psnr_db, "checks": {"psnr_db": bool(psnr_db >= tol["psnr_db"])}}
-    # A share of a gain is only meaningful when there is a gain to share.
-    if gain_db is not None and reference_gain_db is not None and reference_gain_db > 0.05:
-        out["gain_kept"] = gain_db / reference_gain_db
-        out["checks"]["gain_kept"] = bool(out["gain_kept"] >= tol["gain_kept"])
-    out["verdict"] = "PASS" if all(out["checks"].values()) else "FAIL"
-    return out
-
-
-def drift_report(upscalers: dict, precisions: dict, scale: int, reference: str = "eager FP32") -> dict:
-    """judge_drift for every runtime: PSNR against ``reference``'s output on the held-out
-    astronaut shrunk by ``scale``, and the mean gain over bicubic on all held-out photos (kept
-    as ``gain_db``). ``upscalers``: name -> Upscaler; ``precisions``: name -> "fp32"/"fp16"/"int8"."""
-    photos = {k: fit_to_scale(v, scale, "crop") for k, v in held_out_images().items()}
-    low = downscale(photos["astronaut"], scale)
-    ref = upscalers[reference](low)
-    gains = {name: float(np.mean([r["psnr_gain"] for r in quality(up, photos, scale)]))
-             for name, up in upscalers.items()}
-    return {name: {**judge_drift(psnr_drift(ref, up(low)), precisions[name], gains[name], gains[reference]),
-                   "gain_db": round(gains[name], 3)}
-            for name, up in upscalers.items()}
-
-
-def export(model: SuperResolution, path, example_size=(240, 320), opset: int | None = None) -> Path:
-    """ONNX with dynamic batch, height and width (one file serves every frame size)."""
-    from .export import export_onnx
-
-    h, w = example_size
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=UserWarning)
-        return export_onnx(model.eval(), torch.rand(1, 3, h, w), path, dynamic_hw=True, opset=opset,
-                           input_name="frames", output_names=["upscaled"])
-
-
-def calibration_frames(count: int = 16, size=(240, 320), seed: int = 0) -> list[np.ndarray]:
-    """INT8 calibration batches: random crops of the *training* photos (never the held-out
-    ones), as the float32 1x3xHxW BGR batches the network gets."""
-    from . import assets
-
-    rng = np.random.default_rng(seed)
-    photos = [assets.load_image(n) for n in TRAIN_PHOTOS]
-    photos = [p for p in photos if p.shape[0] >= size[0] and p.shape[1] >= size[1]]
-    out = []
-    for i in range(count):
-        p = photos[i % len(photos)]
-        y, x = rng.integers(0, p.shape[0] - size[0] + 1), rng.integers(0, p.shape[1] - size[1] + 1)
-        crop = p[y:y + size[0], x:x + size[1]]
-        out.append(np.ascontiguousarray(crop.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0)
-    return out
-
-
-def weights_digest(model: nn.Module) -> str:
-    """A short sha256 of what an exported file depends on: the weights and the network's code
-    (a changed forward must never pick up an old export), and the torch version (exporter)."""
-    import hashlib
-    import inspect
-
-    h = hashlib.sha256(inspect.getsource(type(model)).encode() + torch.__version__.encode())
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
-# TensorRT's optimization profile for the filter's *input* frames, tuned for one 480p frame.
-# TensorRT reserves activation memory for the largest shape of the profile in every execution
-# context, so the maximum is what the lesson feeds and no more: up to 544x960 (540p, the
-# largest input of output_sizes(), and the held-out photos, astronaut being 512x512), batches
-# up to 8. Held-out photos shrunk by 3 are ~150 px a side, hence the low minimum. A 1080p
-# *input* at batch 8 would reserve 4x the memory, per context.
-TRT_SHAPES = {"frames": ((1, 3, 16, 16), (1, 3, 480, 640), (8, 3, 544, 960))}
-
-
-def make_variants(model: SuperResolution, workdir, caps=None, compile: bool = False, int8: bool = True,
-                  threads: int | None = None, trt_shapes=None) -> tuple[dict, list[str]]:
-    """Every runtime this machine has for ``model``: name -> (runtime, precision), and what was
-    skipped, with why. CPU: eager (NCHW, channels_last), optionally torch.compile, ONNX Runtime
-    FP32 and INT8 (QDQ). CUDA: eager FP32/FP16, compile, compile + CUDA graphs. TensorRT:
-    FP32/FP16/INT8 engines with a height/width optimization profile (``trt_shapes``)."""
-    import copy
-
-    from . import env, export as ex, runtimes, trt
-
-    caps = caps or env.probe()
-    workdir = Path(workdir)
-    threads = threads or torch.get_num_threads()
-    # Files are named by the weights' hash: retrained weights can never pick up a stale export.
-    tag = f"sr_x{model.scale}-{weights_digest(model)}"
-    onnx32 = workdir / f"{tag}.onnx"
-    if not onnx32.is_file():
-        export(model, onnx32)
-    variants, skipped = {}, []
-    cpu_model = copy.deepcopy(model).cpu()
-    variants["eager FP32"] = (runtimes.TorchEager(copy.deepcopy(cpu_model)), "fp32")
-    variants["eager channels_last"] = (runtimes.TorchEager(copy.deepcopy(cpu_model), channels_last=True), "fp32")
-    if compile and env.torch_compile_problem("cpu"):
-        skipped.append(f"torch.compile: skipped - {env.torch_compile_problem('cpu')}")
-    elif compile:
-        variants["torch.compile"] = (runtimes.TorchCompile(copy.deepcopy(cpu_model), dynamic=False), "fp32")
-    variants["ORT FP32"] = (runtimes.OnnxRuntime(onnx32, intra_op_threads=threads), "fp32")
-    if int8:
-        onnx8 = workdir / f"{tag}_int8_qdq.onnx"
-        if not onnx8.is_file():
-            ex.quantize_int8(onnx32, onnx8, calibration_frames())
-        variants["ORT INT8"] = (runtimes.OnnxRuntime(onnx8, intra_op_threads=threads), "int8")
-    if caps.has_cuda:
-        gpu = copy.deepcopy(cpu_model).cuda()
-        variants["eager FP32 (cuda)"] = (runtimes.TorchEager(copy.deepcopy(gpu)), "fp32")
-        variants["eager FP16 (cuda)"] = (runtimes.TorchEager(copy.deepcopy(gpu).half()), "fp16")
-        why_not_compile = env.torch_compile_problem("cuda")
-        if why_not_compile:
-            skipped.append(f"torch.compile and CUDA graphs on cuda: skipped - {why_not_compile}")
-        else:
-            variants["compile (cuda)"] = (runtimes.TorchCompile(copy.deepcopy(gpu)), "fp32")
-            variants["compile + CUDA graphs (cuda)"] = (
-                runtimes.TorchCompile(copy.deepcopy(gpu), mode="reduce-overhead"), "fp32")
-        if caps.available("ort_cuda"):
-            variants["ORT FP32 (cuda)"] = (runtimes.OnnxRuntime(onnx32, providers=["CUDAExecutionProvider"]), "fp32")
-    else:
-        skipped.append(f"GPU runtimes (eager/compile/CUDA graphs on cuda): skipped - {caps.why_not('cuda')}")
-    why = trt.available()
-    if why:
-        skipped.append(f"TensorRT engines: skipped - {why}")
-    else:
-        shapes = trt_shapes or TRT_SHAPES
-        sources = {"fp32": onnx32, "fp16": onnx32}
-        if int8:
-            # TensorRT takes symmetric signed INT8 only: its own QDQ file, not ONNX Runtime's.
-            sources["int8"] = workdir / f"{tag}_int8_qdq_tensorrt.onnx"
-            if not sources["int8"].is_file():
-                ex.quantize_int8(onnx32, sources["int8"], calibration_frames(), target="tensorrt")
-        for precision, path in sources.items():
-            try:
-                rt = runtimes.make_runtime("tensorrt", onnx_path=path, precision=precision, shapes=shapes,
-                                           cache_dir=workdir / "engines")
-            except (ValueError, RuntimeError) as exc:  # e.g. FP16 on a strongly-typed-only TensorRT
-                skipped.append(f"TensorRT {precision.upper()}: skipped - {exc}")
-                continue
-            variants[f"TensorRT {precision.upper()}"] = (rt, precision)
-    return variants, skipped
-
-
-def realtime(ms_per_frame: float, fps: float) -> str:
-    budget = 1000.0 / fps
-    if ms_per_frame <= budget:
-        return f"real-time at {fps:g} fps with {1 - ms_per_frame / budget:.0%} headroom"
-    return f"not real-time at {fps:g} fps: {ms_per_frame - budget:.1f} ms over the {budget:.1f} ms budget"
-
-
-def output_sizes() -> dict[str, tuple[int, int, int]]:
-    """The lesson's cases: name -> (input height, input width, scale)."""
-    return {"480p->960p (x2)": (480, 640, 2), "540p->1080p (x2)": (540, 960, 2),
-            "360p->1080p (x3)": (360, 640, 3), "240p->480p (x2)": (240, 320, 2)}
-
-
-def gmacs(model: SuperResolution, height: int, width: int) -> float:
-    return model.macs(height, width) / 1e9
-
-
-__all__ = ["SuperResolution", "Upscaler", "super_resolution", "fit_to_scale", "downscale", "bicubic",
-           "quality", "held_out_images", "psnr_drift", "export", "realtime", "memory_estimate",
-           "calibration_frames", "make_variants", "PSNR_DRIFT_TOLERANCES", "judge_drift", "drift_report",
-           "output_sizes", "gmacs"]
+        return TOLERANCES["image"]
+    raise AttributeError(f"module 'helpers.filters' has no attribute {name!r}")

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from helpers import assets, filters, pipeline, runtimes, synth, trt
+from helpers import assets, evaluate, filters, metrics, pipeline, runtimes, superres, synth, trt
 
 
 @pytest.fixture(scope="module")
 def photo():
-    return filters.fit_to_scale(assets.load_image("photo_chelsea"), 6, "crop")
+    return superres.fit_to_scale(assets.load_image("photo_chelsea"), 6, "crop")
 
 
 @pytest.mark.parametrize("scale", filters.SCALES)
@@ -31,17 +31,17 @@ def test_an_untrained_network_is_exactly_bicubic():
 
 
 def test_held_out_photos_are_not_training_photos():
-    assert not set(filters.HELD_OUT_PHOTOS) & set(filters.TRAIN_PHOTOS)
+    assert not set(superres.HELD_OUT_PHOTOS) & set(superres.TRAIN_PHOTOS)
     registry = assets.registry()
-    assert all(name in registry for name in filters.HELD_OUT_PHOTOS + filters.TRAIN_PHOTOS)
+    assert all(name in registry for name in superres.HELD_OUT_PHOTOS + superres.TRAIN_PHOTOS)
 
 
 @pytest.mark.parametrize("scale", filters.SCALES)
 def test_committed_weights_beat_bicubic_on_held_out_photos(scale):
     model = filters.super_resolution(scale)  # checksum-verified through helpers.assets
     with runtimes.make_runtime("torch", model=model) as rt:
-        rows = filters.quality(filters.Upscaler(rt), filters.held_out_images(), scale)
-    assert len(rows) == len(filters.HELD_OUT_PHOTOS)
+        rows = superres.quality(filters.Upscaler(rt), superres.held_out_images(), scale)
+    assert len(rows) == len(superres.HELD_OUT_PHOTOS)
     for r in rows:
         assert r["psnr_sr"] > r["psnr_bicubic"] + 0.1, r
         assert r["ssim_sr"] > r["ssim_bicubic"], r
@@ -59,7 +59,7 @@ def test_weights_of_the_wrong_scale_are_refused(tmp_path):
 
 def test_onnx_runtime_runs_the_same_filter_at_any_size(tmp_path, photo):
     model = filters.super_resolution(2)
-    path = filters.export(model, tmp_path / "sr_x2.onnx")
+    path = superres.export(model, tmp_path / "sr_x2.onnx")
     with runtimes.make_runtime("onnxruntime", onnx_path=path) as ort_rt, \
             runtimes.make_runtime("torch", model=model) as eager:
         shapes = [i.shape for i in ort_rt.session.get_inputs()]
@@ -69,7 +69,7 @@ def test_onnx_runtime_runs_the_same_filter_at_any_size(tmp_path, photo):
             a, b = ref_up(crop), ort_up(crop)
             assert a.shape == b.shape == (2 * crop.shape[0], 2 * crop.shape[1], 3)
             assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
-            assert filters.psnr_drift(a, b) > 60
+            assert metrics.psnr(a, b) > 60
 
 
 def test_grayscale_frames_stay_grayscale(photo):
@@ -90,9 +90,9 @@ def test_odd_sizes_are_padded_or_refused(photo):
     with pytest.raises(ValueError, match="odd side.*pad_odd=True"):
         filters.Upscaler(rt, pad_odd=False)(odd)
     with pytest.raises(ValueError, match="77x51 image does not divide by the scale factor 3"):
-        filters.downscale(odd, 3)
-    assert filters.fit_to_scale(odd, 3, "crop").shape[:2] == (51, 75)
-    assert filters.fit_to_scale(odd, 3, "pad").shape[:2] == (51, 78)
+        superres.downscale(odd, 3)
+    assert superres.fit_to_scale(odd, 3, "crop").shape[:2] == (51, 75)
+    assert superres.fit_to_scale(odd, 3, "pad").shape[:2] == (51, 78)
 
 
 def test_huge_frames_are_refused_with_the_estimate():
@@ -167,21 +167,21 @@ def test_engine_key_includes_the_size_profile(tmp_path):
 
 
 def test_drift_verdicts_follow_the_tolerances():
-    ok = filters.judge_drift(55.0, "fp32", gain_db=0.70, reference_gain_db=0.70)
+    ok = metrics.image_verdict(55.0, "fp32", gain_db=0.70, reference_gain_db=0.70)
     assert ok["verdict"] == "PASS" and ok["gain_kept"] == pytest.approx(1.0)
-    assert filters.judge_drift(45.0, "fp32")["verdict"] == "FAIL"  # FP32 must only reorder sums
+    assert metrics.image_verdict(45.0, "fp32")["verdict"] == "FAIL"  # FP32 must only reorder sums
     # INT8 close to FP32's picture but with most of the gain lost is still a FAIL.
-    lost = filters.judge_drift(40.0, "int8", gain_db=0.2, reference_gain_db=0.7)
+    lost = metrics.image_verdict(40.0, "int8", gain_db=0.2, reference_gain_db=0.7)
     assert lost["checks"] == {"psnr_db": True, "gain_kept": False} and lost["verdict"] == "FAIL"
     # Without a gain to share (an untrained network) only the PSNR is judged.
-    assert "gain_kept" not in filters.judge_drift(60.0, "int8", gain_db=0.0, reference_gain_db=0.01)
+    assert "gain_kept" not in metrics.image_verdict(60.0, "int8", gain_db=0.0, reference_gain_db=0.01)
     with pytest.raises(ValueError, match="precision must be one of"):
-        filters.judge_drift(60.0, "int4")
+        metrics.image_verdict(60.0, "int4")
 
 
 def test_realtime_verdict_names_the_budget():
-    assert filters.realtime(20.0, 30) == "real-time at 30 fps with 40% headroom"
-    assert filters.realtime(40.0, 30) == "not real-time at 30 fps: 6.7 ms over the 33.3 ms budget"
+    assert superres.realtime(20.0, 30) == "real-time at 30 fps with 40% headroom"
+    assert superres.realtime(40.0, 30) == "not real-time at 30 fps: 6.7 ms over the 33.3 ms budget"
 
 
 def test_output_frames_are_dense_and_drawable(photo):
@@ -196,8 +196,8 @@ def test_output_frames_are_dense_and_drawable(photo):
 def test_tensorrt_int8_needs_symmetric_signed_qdq(tmp_path):
     from helpers import export
 
-    onnx32 = filters.export(filters.super_resolution(2), tmp_path / "sr.onnx")
-    calib = filters.calibration_frames(count=4, size=(64, 64))
+    onnx32 = superres.export(filters.super_resolution(2), tmp_path / "sr.onnx")
+    calib = superres.calibration_frames(count=4, size=(64, 64))
     for_ort = export.quantize_int8(onnx32, tmp_path / "sr_ort.onnx", calib, target="onnxruntime")
     for_trt = export.quantize_int8(onnx32, tmp_path / "sr_trt.onnx", calib, target="tensorrt")
     if export.int8_recipe()["activation_type"].name == "QUInt8":  # x86: uint8 activations with a zero point
@@ -206,16 +206,16 @@ def test_tensorrt_int8_needs_symmetric_signed_qdq(tmp_path):
     trt.check_qdq(for_trt)  # symmetric signed: accepted
     # ... and ONNX Runtime runs the TensorRT file too, close to FP32.
     with runtimes.OnnxRuntime(onnx32) as a, runtimes.OnnxRuntime(for_trt) as b:
-        frame = filters.held_out_images()["coffee"][:64, :64]
-        assert filters.psnr_drift(filters.Upscaler(a, scale=2)(frame), filters.Upscaler(b, scale=2)(frame)) > 32
+        frame = superres.held_out_images()["coffee"][:64, :64]
+        assert metrics.psnr(filters.Upscaler(a, scale=2)(frame), filters.Upscaler(b, scale=2)(frame)) > 32
 
 
 def test_tensorrt_profile_covers_every_input_the_lesson_feeds_and_no_more():
     """TensorRT reserves activation memory for the profile's largest shape in every context:
     the maximum must fit the lesson's inputs (odd sizes padded by one) and stay below 1080p."""
-    (lo, opt, hi), = filters.TRT_SHAPES.values()
-    inputs = [(h, w) for h, w, _ in filters.output_sizes().values()]
-    inputs += [(p.shape[0] + p.shape[0] % 2, p.shape[1] + p.shape[1] % 2) for p in filters.held_out_images().values()]
+    (lo, opt, hi), = superres.TRT_SHAPES.values()
+    inputs = [(h, w) for h, w, _ in superres.CASES.values()]
+    inputs += [(p.shape[0] + p.shape[0] % 2, p.shape[1] + p.shape[1] % 2) for p in superres.held_out_images().values()]
     for h, w in inputs:
         assert lo[2] <= h <= hi[2] and lo[3] <= w <= hi[3], (h, w)
     assert hi[0] == 8 and hi[2] * hi[3] < 1080 * 1920 / 2
@@ -229,3 +229,59 @@ def test_torch_compile_problem_names_what_is_missing(monkeypatch):
     assert "C++ compiler" in env.torch_compile_problem("cpu")
     reason = env.torch_compile_problem("cuda")
     assert reason == "" or "Triton" in reason or "cannot tell" in reason
+
+
+def test_filters_is_a_leaf_and_the_old_names_still_resolve():
+    """The network and the stage import no other helper at module level; the names notebook 08
+    and the tools still use resolve to their new homes (aliases until they move)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(filters))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not [n for n in top if isinstance(n, ast.ImportFrom) and n.level > 0]
+    assert filters.fit_to_scale is superres.fit_to_scale and filters.make_variants is superres.variants
+    assert filters.drift_report is evaluate.filter_drift and filters.judge_drift is metrics.image_verdict
+    assert filters.output_sizes() == superres.CASES and filters.PSNR_DRIFT_TOLERANCES is metrics.TOLERANCES["image"]
+    net = filters.SuperResolution(2)
+    assert filters.gmacs(net, 480, 640) == net.macs(480, 640) / 1e9
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        filters.nope
+
+
+def test_one_judge_for_every_kind_of_output():
+    assert set(metrics.TOLERANCES) == {"classification", "detection", "image"}
+    for table in metrics.TOLERANCES.values():
+        assert set(table) == {"fp32", "tf32", "fp16", "int8"}
+    # TF32 sits between FP32 and FP16 wherever both have a limit.
+    for output, table in metrics.TOLERANCES.items():
+        for name, limit in table["tf32"].items():
+            lo, hi = sorted((table["fp32"][name], table["fp16"][name]))
+            assert lo <= limit <= hi, (output, name)
+    assert metrics.judge({"psnr_db": 47.0}, "tf32", "image")["verdict"] == "PASS"
+    assert metrics.judge({"psnr_db": 47.0}, "fp32", "image")["verdict"] == "FAIL"
+    with pytest.raises(ValueError, match="output must be one of"):
+        metrics.judge({"top1": 1.0}, "fp32", "segmentation")
+    # the notebooks' per-precision view keeps its old keys
+    assert metrics.DRIFT_TOLERANCES["int8"]["top1"] == 0.85 and metrics.DRIFT_TOLERANCES["int8"]["map50_drop"] == 0.03
+
+
+def test_variants_are_built_by_the_matrix_with_the_lesson_names(tmp_path):
+    from helpers import env
+
+    caps = env.probe()
+    variants, skipped = superres.variants(superres_net := filters.super_resolution(2), tmp_path, caps, int8=False)
+    try:
+        assert {"eager FP32", "eager channels_last", "ORT FP32"} <= set(variants)
+        assert all(p == "fp32" for _, p in variants.values())
+        frame = superres.held_out_images()["coffee"][:48, :64]
+        ups = {name: filters.Upscaler(rt, scale=2) for name, (rt, _) in variants.items()}
+        judged = evaluate.filter_drift(ups, {n: p for n, (_, p) in variants.items()}, 2)
+        assert judged["ORT FP32"]["verdict"] == "PASS" and judged["eager FP32"]["psnr_db"] == float("inf")
+        assert ups["ORT FP32"](frame).shape == (96, 128, 3)
+        if not caps.has_cuda:
+            assert any(line.startswith("TensorRT engines: skipped - ") for line in skipped)
+        assert superres_net.scale == 2
+    finally:
+        for rt, _ in variants.values():
+            rt.close()

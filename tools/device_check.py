@@ -791,9 +791,9 @@ def step_pipeline(ctx: Ctx) -> None:
 
 def _psnr(a, b) -> float:
     try:
-        from helpers.filters import psnr_drift
+        from helpers.metrics import psnr
 
-        return psnr_drift(a, b)
+        return psnr(a, b)
     except ImportError:  # helpers.metrics needs motmetrics and pycocotools at import time
         import cv2
         import numpy as np
@@ -807,7 +807,7 @@ def step_filters(ctx: Ctx) -> None:
 
     import numpy as np
 
-    from helpers import bench, filters, runtimes
+    from helpers import bench, filters, metrics, runtimes, superres
 
     def frame_of(h, w):
         try:
@@ -824,7 +824,7 @@ def step_filters(ctx: Ctx) -> None:
     gpu = model.cuda()
     stages = {"eager FP32 (cuda)": (filters.Upscaler(runtimes.TorchEager(copy.deepcopy(gpu))), "fp32"),
               "eager FP16 (cuda)": (filters.Upscaler(runtimes.TorchEager(copy.deepcopy(gpu).half())), "fp16")}
-    cases = {k: v for k, v in filters.output_sizes().items() if v[2] == 2 and v[0] in (480, 540)}
+    cases = {k: v for k, v in superres.CASES.items() if v[2] == 2 and v[0] in (480, 540)}
     results = {}
     for case, (h, w, _scale) in cases.items():
         frame, what = frame_of(h, w)
@@ -840,13 +840,13 @@ def step_filters(ctx: Ctx) -> None:
             psnr = _psnr(reference, out)
             rows[name] = {"batch1": b1, "batch8_ms_per_frame": round(b8, 3),
                           "network_ms_batch1": round(float(np.median(list(up.history["network"])[-20:])), 3),
-                          "verdict_30fps_batch8": filters.realtime(b8, 30)}
+                          "verdict_30fps_batch8": superres.realtime(b8, 30)}
             if name != "eager FP32 (cuda)":
-                judged = filters.judge_drift(psnr, precision)
+                judged = metrics.image_verdict(psnr, precision)
                 rows[name]["drift_vs_fp32"] = judged
                 ctx.check(f"{case} {name} drift", judged["verdict"] == "PASS", f"PSNR {psnr:.1f} dB")
         cpu_psnr = _psnr(cpu_up(frame), reference)
-        judged = filters.judge_drift(cpu_psnr, "fp32")
+        judged = metrics.image_verdict(cpu_psnr, "fp32")
         ctx.check(f"{case} CUDA FP32 vs CPU FP32", judged["verdict"] == "PASS", f"PSNR {cpu_psnr:.1f} dB")
         results[case] = {"input": f"{w}x{h}", "frame": what, "runtimes": rows, "cuda_vs_cpu_psnr_db": cpu_psnr}
         ctx.numbers["cases"] = results

@@ -6,11 +6,11 @@
 (Measured on the lab machine with 1 thread while other jobs shared its 2 cores.)
 
 Self-supervised on real photos: crop a patch, shrink it by the scale factor (area averaging,
-helpers.filters.downscale), and learn to restore it. The photos are the ones inside the
-scikit-image wheel listed in helpers.filters.TRAIN_PHOTOS. ``--video`` adds every 20th of
+helpers.superres.downscale), and learn to restore it. The photos are the ones inside the
+scikit-image wheel listed in helpers.superres.TRAIN_PHOTOS. ``--video`` adds every 20th of
 frames 0-399 of OpenCV's vtest.avi when that video is installed (off by default, so the
 committed weights reproduce on any machine; keep frames 400 on for your own evaluation). The
-held-out photos (filters.HELD_OUT_PHOTOS) are never read here: the quality check uses them.
+held-out photos (superres.HELD_OUT_PHOTOS) are never read here: the quality check uses them.
 
 Deterministic for a given --threads (default 1, what the committed weights used): fixed
 seeds, a fixed patch schedule, no data-loader workers. Writes the checkpoint atomically (a half-written file never replaces a good one),
@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import assets, filters  # noqa: E402
+from helpers import assets, filters, superres  # noqa: E402
 from helpers.files import write_bytes, write_text  # noqa: E402
 
 
 def training_images(patch: int, use_video: bool = False) -> dict[str, np.ndarray]:
     images = {}
-    for name in filters.TRAIN_PHOTOS:
+    for name in superres.TRAIN_PHOTOS:
         image = assets.load_image(name)
         # Several sizes of each photo: shrunk photos have denser detail, like far-away scenery.
         for f in (1.0, 0.7, 0.5):
@@ -76,7 +76,7 @@ def patches(images: dict, rng: np.random.Generator, batch: int, size: int, scale
             crop = crop[:, ::-1]
         crop = np.ascontiguousarray(crop)
         hr.append(crop)
-        lr.append(filters.downscale(crop, scale))
+        lr.append(superres.downscale(crop, scale))
     to = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).float().div_(255.0)  # noqa: E731
     return to(lr), to(hr)
 
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     from helpers import runtimes
 
     with runtimes.make_runtime("torch", model=model) as rt:
-        rows = filters.quality(filters.Upscaler(rt), filters.held_out_images(), args.scale)
+        rows = superres.quality(filters.Upscaler(rt), superres.held_out_images(), args.scale)
     for r in rows:
         print(f"held out {r['image']:10s} PSNR bicubic {r['psnr_bicubic']:.2f} dB -> ours {r['psnr_sr']:.2f} dB "
               f"({r['psnr_gain']:+.2f}); SSIM {r['ssim_bicubic']:.4f} -> {r['ssim_sr']:.4f}")
