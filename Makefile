@@ -112,14 +112,10 @@ run: $(STAMP)
 lab: $(STAMP)
 	$(VENV)/$(EVW_VENV_BIN)/jupyter lab notebooks/
 
+# One runner for every script (a failing one is recorded, the others still run): each script's
+# JSON in benchmarks/results/, all of them gathered in build/benchmarks.json.
 bench: $(STAMP)
-	$(PY) benchmarks/bench_synth.py --sizes --json benchmarks/results/synth.json
-	$(PY) benchmarks/preprocess.py --json benchmarks/results/preprocess.json
-	$(PY) benchmarks/classify.py --json benchmarks/results/classify.json
-	$(PY) benchmarks/detect.py --json benchmarks/results/detect.json
-	$(PY) benchmarks/tnr.py --json benchmarks/results/tnr.json
-	$(PY) benchmarks/tnr_quality.py --json benchmarks/results/tnr_quality.json
-	$(PY) benchmarks/filters.py --json benchmarks/results/filters.json
+	$(PY) benchmarks/run_all.py --results benchmarks/results
 
 clean:
 	rm -rf build .pytest_cache

@@ -3,6 +3,8 @@
     python benchmarks/run_all.py                     # -> build/benchmarks.json
     python benchmarks/run_all.py --only detect tnr   # a subset
     python benchmarks/run_all.py --device cuda       # passed to the scripts that take it
+    python benchmarks/run_all.py --results benchmarks/results   # what `make bench` runs: each
+                                                     # script's JSON where the README points
 
 Each script runs in its own process (a crash or a missing runtime in one does not stop the
 others) and writes its own JSON; this file wraps them in one schema:
@@ -45,11 +47,13 @@ def main(argv=None) -> int:
     p.add_argument("--only", nargs="*", choices=sorted(SCRIPTS))
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", default=str(ROOT / "build" / "benchmarks.json"))
+    p.add_argument("--results", default=str(ROOT / "build" / "benchmarks"),
+                   help="folder for each script's own JSON (<name>.json)")
     args = p.parse_args(argv)
     from helpers import env
     from helpers.files import write_text
 
-    out_dir = ROOT / "build" / "benchmarks"
+    out_dir = Path(args.results)
     out_dir.mkdir(parents=True, exist_ok=True)
     gathered = {}
     for name in args.only or SCRIPTS:

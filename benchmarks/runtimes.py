@@ -23,7 +23,11 @@ itself instead (32 -> 52 ms, load 2): run it once more with OMP_WAIT_POLICY=ACTI
 default) and --json benchmarks/results/runtimes_active.json for eager as PyTorch runs it out of the
 box. The JSON records which policy ran.
 
-Writes benchmarks/results/runtimes.json (or --json).
+Every runtime comes from the runtime matrix (helpers.matrix.build), so its ONNX and INT8 files
+are built once into build/matrix, named by a digest of the weights, the network code, the recipe,
+the calibration frames and the tool versions: a changed recipe never reuses an old file.
+
+Writes benchmarks/results/runtimes.json (or --json); --quick proves it runs (no numbers).
 """
 
 from __future__ import annotations
@@ -39,11 +43,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads libgom
 
 import torch  # noqa: E402
 
-from helpers import assets, bench, detect, export, metrics, models, runtimes, trt  # noqa: E402
+from helpers import assets, bench, detect, export, matrix, metrics, models  # noqa: E402
 
-MODELS = ROOT / "build" / "models"
 PHOTOS = list(models.PHOTOS)
 DETECTOR_TARGETS_MS = {"ort fp32": 10.0, "ort int8": 6.0}
+# The runtime matrix's kinds per device, and the names this benchmark's JSON has always used.
+KINDS = {"cpu": ("eager", "ort-fp32", "ort-int8"),
+         "cuda": ("eager", "compile", "cuda-graphs", "trt-fp32", "trt-fp16", "trt-int8")}
+NAMES = {"eager": "eager", "ort-fp32": "ort fp32", "ort-int8": "ort int8", "compile": "compile",
+         "cuda-graphs": "compile+cudagraphs", "trt-fp32": "tensorrt fp32", "trt-fp16": "tensorrt fp16",
+         "trt-int8": "tensorrt int8"}
 
 
 def networks():
@@ -55,19 +64,12 @@ def networks():
     cls_inputs = models.imagenet_batch([assets.load_image(n) for n in PHOTOS])
     return {
         "pedestrian_detector": dict(model=det, example=torch.zeros(1, 3, 300, 300), frames=frames,
-                                    x=pre(frames.held_out[0])[0], outputs=["box_encodings", "class_logits"],
+                                    calibration=export.detector_calibration(det, frames.calibration),
+                                    x=pre(frames.held_out[0])[0], outputs=matrix.PEDESTRIAN_OUTPUTS,
                                     recipe=export.PEDESTRIAN_INT8),
         "mobilenet_v2": dict(model=cls, example=torch.zeros(1, 3, 224, 224), calibration=models.imagenet_calibration(),
                              x=cls_inputs[:1], inputs=cls_inputs, outputs=["logits"], recipe=export.MOBILENET_V2_INT8),
     }
-
-
-def quantize(name, net, fp32, target="onnxruntime"):
-    suffix = "_tensorrt" if target == "tensorrt" else ""
-    out = MODELS / f"{name}_bench_int8_qdq{suffix}.onnx"
-    if "frames" in net:  # calibrated on frames that are never judged
-        return export.quantize_detector(net["model"], fp32, out, net["frames"].calibration, target=target, **net["recipe"])
-    return export.quantize_int8(fp32, out, net["calibration"], target=target, **net["recipe"])
 
 
 def judge(name, net, variants, precisions, device):
@@ -101,8 +103,14 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--only", choices=("pedestrian_detector", "mobilenet_v2"), help="one network only")
+    p.add_argument("--cache", default=str(ROOT / "build" / "matrix"), help="the runtime matrix's artifact cache")
+    p.add_argument("--quick", action="store_true", help="1 round of 2 calls: proves it runs, no numbers")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "runtimes.json"))
     args = p.parse_args(argv)
+    if args.quick:  # never overwrites the committed results
+        args.rounds, args.iters = 1, 2
+        if args.json == p.get_default("json"):
+            args.json = str(ROOT / "build" / "bench_quick" / "runtimes.json")
     torch.set_num_threads(args.threads)
     load_before = [round(x, 2) for x in os.getloadavg()]
     cuda = args.device.startswith("cuda")
@@ -110,32 +118,15 @@ def main(argv=None) -> dict:
     for name, net in networks().items():
         if args.only and name != args.only:
             continue
-        model, example = net["model"], net["example"]
-        fp32 = export.export_onnx(model, example, MODELS / f"{name}_bench_fp32.onnx", output_names=net["outputs"])
-        int8 = quantize(name, net, fp32)
-        variants, precisions, unavailable = {}, {}, {}
-        if cuda:
-            gpu = model.to(args.device)
-            variants["eager"] = runtimes.TorchEager(gpu)
-            variants["compile"] = runtimes.TorchCompile(gpu)
-            variants["compile+cudagraphs"] = runtimes.TorchCompile(gpu, mode="reduce-overhead")
-            if trt.available():
-                unavailable["tensorrt"] = f"unavailable: {trt.available()}"
-            else:
-                # TensorRT takes symmetric signed INT8 only: its own QDQ file.
-                int8_trt = quantize(name, net, fp32, target="tensorrt")
-                for prec, path in (("fp32", fp32), ("fp16", fp32), ("int8", int8_trt)):
-                    try:
-                        variants[f"tensorrt {prec}"] = runtimes.make_runtime("tensorrt", onnx_path=path, precision=prec,
-                                                                             max_batch=8)
-                        precisions[f"tensorrt {prec}"] = prec
-                    except ValueError as exc:
-                        print(f"tensorrt {prec} skipped: {exc}")
-        else:
-            variants["eager"] = runtimes.TorchEager(model)
-            variants["ort fp32"] = runtimes.OnnxRuntime(fp32, intra_op_threads=args.threads)
-            variants["ort int8"] = runtimes.OnnxRuntime(int8, intra_op_threads=args.threads)
-            precisions["ort int8"] = "int8"
+        # Every runtime from the matrix: built once, its files cached by what they depend on.
+        m = matrix.build(net["model"], net["example"], KINDS["cuda" if cuda else "cpu"], device=args.device,
+                         cache_dir=args.cache, calibration=net["calibration"], recipe=net["recipe"],
+                         output_names=net["outputs"], threads=args.threads, max_batch=8 if cuda else 1)
+        variants = {NAMES[k]: rt for k, rt in m.items()}
+        precisions = {NAMES[k]: m.precision(k) for k in m}
+        unavailable = {NAMES[s.kind]: f"unavailable: {s.reason}" for s in m.skipped}
+        for line in m.skipped:
+            print(line)
         batches = (1, 8) if cuda else (1,)
         for batch in batches:
             x = net["x"].expand(batch, -1, -1, -1).contiguous().to(args.device)
@@ -160,11 +151,12 @@ def main(argv=None) -> dict:
         results[name]["batch_sweep"] = {"runtime": sweep_rt.name, **sweep}
         if unavailable:
             results[name]["unavailable"] = unavailable
-        results[name]["int8_recipe"] = export.graph_summary(int8)["metadata"].get("evw.int8_recipe")
+        int8 = m.artifacts.get("int8-onnxruntime") or m.artifacts.get("int8-tensorrt")
+        if int8:
+            results[name]["int8_recipe"] = export.graph_summary(int8)["metadata"].get("evw.int8_recipe")
         if "frames" in net:
             sources[name] = {"frames": net["frames"].source, "real_video": net["frames"].real}
-        for rt in variants.values():
-            rt.close()
+        m.close()
 
     print(f"\nms per batch (device {args.device}, {args.threads} CPU threads), drift vs eager FP32")
     for name, per_batch in results.items():
