@@ -68,6 +68,68 @@ def rss_mb() -> float | None:
     return psutil.Process().memory_info().rss / 2**20
 
 
+def agreement(variants: dict, items) -> tuple[list[str], list[bool]]:
+    """Top-1 agreement with eager FP32 on every item, untimed, stored in each variant's dict;
+    returns each item's subset name and whether FP32 was confident on it."""
+    labels = models.imagenet_categories()
+    logits = {key: torch.cat([v["runtime"].run(x)[0] for _, _, x in items]) for key, v in variants.items()}
+    reference = logits["eager_fp32"]
+    ref_top1 = reference.argmax(1)
+    ref_prob = reference.softmax(1).max(1).values
+    confident = (ref_prob >= CONFIDENT).tolist()
+    subsets = [kind for kind, _, _ in items]
+    for key, v in variants.items():
+        top1 = logits[key].argmax(1)
+        same = (top1 == ref_top1).tolist()
+        v["agreement"] = sum(same) / len(same)
+        v["agreement_by_set"] = {s: f"{sum(a for a, k in zip(same, subsets) if k == s)}/{subsets.count(s)}"
+                                 for s in dict.fromkeys(subsets)}
+        v["agreement_confident"] = (sum(a for a, c in zip(same, confident) if c), sum(confident))
+        v["max_abs_logit_diff"] = float((logits[key] - reference).abs().max())
+        v["disagreements"] = [
+            {"item": items[i][1], "fp32": labels[int(ref_top1[i])], "fp32_prob": round(float(ref_prob[i]), 3),
+             "this": labels[int(top1[i])]}
+            for i, ok in enumerate(same) if not ok]
+    return subsets, confident
+
+
+def print_table(rows: list[dict], skipped: dict, args, n_items: int, subsets: list[str]) -> None:
+    print(f"\nMobileNetV2 224x224, batch 1, {args.threads} threads, {args.rounds} rounds x {args.iters} calls; "
+          f"agreement set: {n_items} images ({', '.join(f'{s} {subsets.count(s)}' for s in dict.fromkeys(subsets))})")
+    header = (f"{'variant':<20} {'median ms':>9} {'p90 ms':>8} {'speed-up':>8} {'top-1 agree':>11}  "
+              f"{'photo/synth/crop':<17} {f'p>={CONFIDENT}':>7} {'max|dlogit|':>11} {'RSS+ MB':>8}")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        rss = "" if r["rss_added_mb"] is None else f"{r['rss_added_mb']:.0f}"
+        print(f"{r['variant']:<20} {r['median_ms']:>9.2f} {r['p90_ms']:>8.2f} {r['speedup_vs_eager_fp32']:>7.2f}x "
+              f"{100 * r['agreement']:>10.1f}%  {' '.join(r['agreement_by_set'].values()):<17} "
+              f"{r[f'agreement_where_fp32_prob_ge_{CONFIDENT}']:>7} {r['max_abs_logit_diff']:>11.2e} {rss:>8}")
+    for key, why in skipped.items():
+        print(f"{key:<20} skipped: {why}")
+
+
+def check_expectations(rows: list[dict]) -> dict:
+    """Each EXPECT figure measured, against its expectation (reported, never asserted)."""
+    by_key = {r["variant"]: r for r in rows}
+    checks = {}
+    if "ort_fp32" in by_key:
+        value = by_key["ort_fp32"]["speedup_vs_eager_fp32"]
+        checks["ort_fp32_vs_eager"] = {"value": value, "expected": EXPECT["ort_fp32_vs_eager"],
+                                       "met": value >= EXPECT["ort_fp32_vs_eager"]}
+    if "ort_fp32" in by_key and "ort_int8_qdq" in by_key:
+        value = round(by_key["ort_fp32"]["median_ms"] / by_key["ort_int8_qdq"]["median_ms"], 2)
+        checks["int8_vs_ort_fp32"] = {"value": value, "expected": EXPECT["int8_vs_ort_fp32"],
+                                      "met": value >= EXPECT["int8_vs_ort_fp32"]}
+        value = by_key["ort_int8_qdq"]["agreement"]
+        checks["int8_agreement"] = {"value": value, "expected": EXPECT["int8_agreement"],
+                                    "met": value >= EXPECT["int8_agreement"]}
+    print()
+    for name, c in checks.items():
+        print(f"check {name:<18} {c['value']:>6} (expected >= {c['expected']}): {'MET' if c['met'] else 'NOT MET'}")
+    return checks
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=5)
@@ -139,39 +201,15 @@ def main(argv=None) -> int:
     if "eager_fp32" not in variants:
         raise RuntimeError(f"the eager FP32 baseline could not run: {skipped.get('eager_fp32')}")
 
-    # Agreement first (untimed): every variant on every item, compared with eager FP32.
-    labels = models.imagenet_categories()
-    logits = {key: torch.cat([v["runtime"].run(x)[0] for _, _, x in items]) for key, v in variants.items()}
-    reference = logits["eager_fp32"]
-    ref_top1 = reference.argmax(1)
-    ref_prob = reference.softmax(1).max(1).values
-    confident = (ref_prob >= CONFIDENT).tolist()
-    subsets = [kind for kind, _, _ in items]
-    for key, v in variants.items():
-        top1 = logits[key].argmax(1)
-        same = (top1 == ref_top1).tolist()
-        v["agreement"] = sum(same) / len(same)
-        v["agreement_by_set"] = {s: f"{sum(a for a, k in zip(same, subsets) if k == s)}/{subsets.count(s)}"
-                                 for s in dict.fromkeys(subsets)}
-        v["agreement_confident"] = (sum(a for a, c in zip(same, confident) if c), sum(confident))
-        v["max_abs_logit_diff"] = float((logits[key] - reference).abs().max())
-        v["disagreements"] = [
-            {"item": items[i][1], "fp32": labels[int(ref_top1[i])], "fp32_prob": round(float(ref_prob[i]), 3),
-             "this": labels[int(top1[i])]}
-            for i, ok in enumerate(same) if not ok]
+    subsets, confident = agreement(variants, items)
 
-    # Interleaved timing: the order rotates each round so no variant always runs right
-    # after the same neighbour (cache and thread-pool wake-up effects).
+    # Interleaved timing (bench.interleaved): the order rotates each round so no variant always
+    # runs right after the same neighbour (cache and thread-pool wake-up effects). add() warmed up.
     keys = list(variants)
-    samples = {key: [] for key in keys}
-    round_medians = {key: [] for key in keys}
-    for r in range(args.rounds):
-        order = keys[r % len(keys):] + keys[:r % len(keys)]
-        for key in order:
-            calls = bench.time_calls(lambda: variants[key]["runtime"].run(timed_batch), args.iters)
-            samples[key] += calls
-            round_medians[key].append(round(float(np.median(calls)), 2))
-        print(f"round {r + 1}/{args.rounds} done")
+    samples = bench.interleaved({key: (lambda r=variants[key]["runtime"]: r.run(timed_batch)) for key in keys},
+                                rounds=args.rounds, iters=args.iters, warmup=0)
+    round_medians = {key: [round(float(np.median(samples[key][r * args.iters:(r + 1) * args.iters])), 2)
+                           for r in range(args.rounds)] for key in keys}
 
     base = float(np.median(samples["eager_fp32"]))
     rows = []
@@ -189,36 +227,8 @@ def main(argv=None) -> int:
         })
         v["runtime"].close()
 
-    print(f"\nMobileNetV2 224x224, batch 1, {args.threads} threads, {args.rounds} rounds x {args.iters} calls; "
-          f"agreement set: {len(items)} images ({', '.join(f'{s} {subsets.count(s)}' for s in dict.fromkeys(subsets))})")
-    header = (f"{'variant':<20} {'median ms':>9} {'p90 ms':>8} {'speed-up':>8} {'top-1 agree':>11}  "
-              f"{'photo/synth/crop':<17} {f'p>={CONFIDENT}':>7} {'max|dlogit|':>11} {'RSS+ MB':>8}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        rss = "" if r["rss_added_mb"] is None else f"{r['rss_added_mb']:.0f}"
-        print(f"{r['variant']:<20} {r['median_ms']:>9.2f} {r['p90_ms']:>8.2f} {r['speedup_vs_eager_fp32']:>7.2f}x "
-              f"{100 * r['agreement']:>10.1f}%  {' '.join(r['agreement_by_set'].values()):<17} "
-              f"{r[f'agreement_where_fp32_prob_ge_{CONFIDENT}']:>7} {r['max_abs_logit_diff']:>11.2e} {rss:>8}")
-    for key, why in skipped.items():
-        print(f"{key:<20} skipped: {why}")
-
-    by_key = {r["variant"]: r for r in rows}
-    checks = {}
-    if "ort_fp32" in by_key:
-        value = by_key["ort_fp32"]["speedup_vs_eager_fp32"]
-        checks["ort_fp32_vs_eager"] = {"value": value, "expected": EXPECT["ort_fp32_vs_eager"],
-                                       "met": value >= EXPECT["ort_fp32_vs_eager"]}
-    if "ort_fp32" in by_key and "ort_int8_qdq" in by_key:
-        value = round(by_key["ort_fp32"]["median_ms"] / by_key["ort_int8_qdq"]["median_ms"], 2)
-        checks["int8_vs_ort_fp32"] = {"value": value, "expected": EXPECT["int8_vs_ort_fp32"],
-                                      "met": value >= EXPECT["int8_vs_ort_fp32"]}
-        value = by_key["ort_int8_qdq"]["agreement"]
-        checks["int8_agreement"] = {"value": value, "expected": EXPECT["int8_agreement"],
-                                    "met": value >= EXPECT["int8_agreement"]}
-    print()
-    for name, c in checks.items():
-        print(f"check {name:<18} {c['value']:>6} (expected >= {c['expected']}): {'MET' if c['met'] else 'NOT MET'}")
+    print_table(rows, skipped, args, len(items), subsets)
+    checks = check_expectations(rows)
 
     result = {
         "benchmark": "classify",

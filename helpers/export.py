@@ -205,30 +205,14 @@ def _as_float_batch(frame, index: int) -> np.ndarray:
 
 
 # MobileNetV2 (the classifier, and the detector's backbone) needs all three knobs below to keep
-# its decisions in INT8; see quantize_int8's docstring for the measurements behind them.
+# its decisions in INT8; docs/int8_lab_log.md has the measurements behind them.
 MOBILENET_V2_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3}
 
-# The ported pedestrian detector (models.pedestrian_detector, a MobileNetV2 inside). Measured on
-# vtest.avi, calibrated on PEDESTRIAN_CALIBRATION_FRAMES (40), judged on the 79 held-out frames
-# against PyTorch FP32 with metrics.detection_drift(..., gt_score=0.5) (285 FP32 boxes >= 0.5):
-# matched-box IoU / unmatched / mAP@0.5 drop / max score difference; the INT8 tolerances are
-# 0.90 / 10% / 0.03 / none. With the 7-bit weights int8_recipe picks on x86 without VNNI (AVX2,
-# ONNX Runtime's fused kernels):
-#   all INT8: minmax 0.935 / 5.9% / 0.021 / 0.46; mean-minmax 0.934 / 5.7% / 0.020 / 0.54 (the
-#   first try's 0.40+ score differences); + the stem conv float 0.935 / 5.6% / 0.020 / 0.49;
-#   + its depthwise conv 0.953 / 2.6% / 0.004 / 0.17; + the whole first block (3 convs, the
-#   recipe) 0.959 / 2.0% / 0.004 / 0.21; the recipe with minmax 0.959 / 2.1% / 0.012 / 0.15.
-# With full 8-bit weights (VNNI, ARM), simulated exactly (graph optimizations off: DequantizeLinear
-# and a float Conv, no AVX2 saturation): all INT8 0.958 / 2.9% / 0.005 / 0.18, the recipe
-# 0.969 / 1.3% / 0.002 / 0.10; the TensorRT form (symmetric int8) 0.965 / 2.5% / 0.012 / 0.12.
-# (8-bit weights in AVX2's fused kernels saturate: 0.884 / 7.5% / 0.026, a FAIL, which is why
-# int8_recipe picks 7 bits there.) So, as in MobileNetV2, the stem's per-tensor uint8 output scale
-# is what costs boxes, and keeping the first block float fixes it at no measurable cost (ORT, 2
-# threads, interleaved, load 3 on 2 cores: FP32 18.5 ms, all INT8 12.8 ms, the recipe 12.4 ms).
-# Per-channel weights are essential: per tensor 0.779 / 52% / 0.337, a FAIL. Float outputs are
-# not worth it here: the twelve head convs then run as float convs over dequantized weights
-# (12.9 ms) for 0.962 / 1.6% / 0.004 / 0.20; sigmoid scores and box offsets lose little to 256
-# levels, unlike a classifier's near-tied logits.
+# The ported pedestrian detector (models.pedestrian_detector, a MobileNetV2 inside), judged on
+# held-out vtest.avi frames with metrics.detection_drift(..., gt_score=0.5): matched-box IoU 0.959,
+# unmatched 2.0%, mAP@0.5 drop 0.004 (INT8 tolerances 0.90 / 10% / 0.03). As in MobileNetV2 the
+# first block stays float; per-channel weights are essential; outputs stay quantized. Every
+# alternative measured is in docs/int8_lab_log.md.
 PEDESTRIAN_INT8 = {"calibrate_method": "mean-minmax", "float_first_convs": 3, "float_outputs": False}
 
 # Frames of OpenCV's vtest.avi (795 frames, 10 fps): the first 40 s calibrate, the last 40 s
@@ -414,29 +398,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     the small ones to zero. The activation type and ``reduce_range`` (None: decided for this
     CPU) come from :func:`int8_recipe`; the choice is stored in the model's metadata.
 
-    Why MobileNetV2 needs ``MOBILENET_V2_INT8`` (measured with the ImageNet weights, 48
-    calibration frames and crops, against FP32 on 400 other held-out frames and crops, where
-    FP32's own top-1 probability has a median of 0.27; top-1 agreement / logit SQNR):
-    plain minmax 0.70 / 12 dB; float logits 0.74 / 12 dB; + mean-minmax 0.83 / 17 dB; + the
-    first three convs (the stem and the first inverted-residual block) in float 0.88 / 22 dB,
-    and 0.99 on the images FP32 is sure of (p >= 0.5). The stem's 32 output channels span very
-    different ranges, and one uint8 scale for all of them (activations are per tensor) wipes
-    out the small ones before the depthwise layer that reads them; quantization noise starts
-    there and compounds through 50 layers. Keeping those three small convs float costs little
-    time. Mean-minmax without float logits is worse than plain minmax: the tighter range clips
-    the confident logits. Per-layer sensitivity elsewhere is flat (no other single layer is
-    worth more than 0.4 dB), and bias correction fitted the calibration frames but not held-out
-    ones, so neither is used.
-
-    These figures are for full 8-bit weights, measured on an x86 CPU with VNNI. With the 7-bit
-    weights of x86 without VNNI (``reduce_range``, against AVX2's 16-bit saturation) the same
-    recipe measures 0.78 / 18 dB (plain minmax: 0.55 / 10 dB): still 0.98 where FP32 is sure,
-    but below the 0.85 INT8 tolerance on uncertain images. (Measured when the calibration crops
-    still came from the judged photos; with crops of other photos, ``models.CALIBRATION_PHOTOS``,
-    the 207-image test set gives 0.89 with 8-bit and 0.77 with 7-bit weights, 0.985 where FP32
-    is sure, and the TensorRT form of the file, symmetric signed, 0.84 in ONNX Runtime.) ONNX Runtime's other remedy, uint8
-    weights (U8U8), keeps 8 bits but ran 15% slower than FP32 on the VNNI CPU where this was
-    measured (its kernels are not the fast path there).
+    Why MobileNetV2 needs ``MOBILENET_V2_INT8`` and the detector ``PEDESTRIAN_INT8``: the
+    measurements behind each knob are in docs/int8_lab_log.md.
     """
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, quantize_static
