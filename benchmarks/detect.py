@@ -43,10 +43,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from helpers import bench, detect, export, models  # noqa: E402
+from helpers import bench, detect, export, matrix, models  # noqa: E402
 from helpers.track import Tracker  # noqa: E402
 
 TARGET_POST_TRACK_MS = 3.0
+# The runtime matrix kinds this benchmark runs, by the names its JSON has always used.
+ORT_NAMES = {"ort-fp32": "onnxruntime", "ort-int8": "onnxruntime int8", "ort-cuda-fp32": "onnxruntime"}
 
 
 def stage_times(detector: detect.Detector, frames, tracker: Tracker, rounds: int) -> dict:
@@ -133,8 +135,14 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime variant")
+    p.add_argument("--cache", default=str(ROOT / "build" / "matrix"), help="the runtime matrix's artifact cache")
+    p.add_argument("--quick", action="store_true", help="4 frames, 1 round of 2 calls: proves it runs, no numbers")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "detect.json"))
     args = p.parse_args(argv)
+    if args.quick:  # never overwrites the committed results
+        args.frames, args.rounds, args.iters = 4, 1, 2
+        if args.json == p.get_default("json"):
+            args.json = str(ROOT / "build" / "bench_quick" / "detect.json")
     torch.set_num_threads(args.threads)
     load_before = [round(x, 2) for x in os.getloadavg()]
 
@@ -144,22 +152,16 @@ def main(argv=None) -> dict:
     frames = video.held_out[:args.frames]
 
     detectors = {"torch": detect.Detector(model, runtime="torch")}
+    m = None
     if not args.no_onnx:
-        models_dir = ROOT / "build" / "models"
-        cpu_model = models.pedestrian_detector()
-        fp32 = export.export_onnx(cpu_model, torch.zeros(1, 3, 300, 300), models_dir / f"{models.PEDESTRIAN_DETECTOR_NAME}.onnx",
-                                  output_names=["box_encodings", "class_logits"])
-        paths = {"onnxruntime": fp32}
-        if not args.device.startswith("cuda"):  # ORT's INT8 kernels are CPU kernels
-            paths["onnxruntime int8"] = export.quantize_detector(
-                cpu_model, fp32, models_dir / f"{models.PEDESTRIAN_DETECTOR_NAME}_int8_qdq.onnx", video.calibration)
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if args.device.startswith("cuda") else None
-        for name, path in paths.items():
-            try:
-                detectors[name] = detect.Detector(model, runtime="onnxruntime", onnx_path=path, providers=providers,
-                                                  intra_op_threads=args.threads)
-            except RuntimeError as exc:
-                print(f"{name} skipped: {exc}")
+        # ORT's INT8 kernels are CPU kernels; on CUDA the FP32 file runs on the CUDA EP, IO-bound.
+        kinds = ("ort-cuda-fp32",) if args.device.startswith("cuda") else ("ort-fp32", "ort-int8")
+        m = matrix.pedestrian(models.pedestrian_detector(), video.calibration, kinds, device=args.device,
+                              threads=args.threads, cache_dir=args.cache)
+        for line in m.skipped:
+            print(line)
+        for kind, rt in m.items():
+            detectors[ORT_NAMES[kind]] = detect.Detector(model, runtime=rt, device=rt.device)
 
     stages = {}
     for name, det in detectors.items():
@@ -205,6 +207,8 @@ def main(argv=None) -> dict:
     bench.write_results(args.json, payload)
     for det in detectors.values():
         det.close()
+    if m is not None:
+        m.close()
     return payload
 
 
