@@ -68,6 +68,10 @@ class Result:
     def __bool__(self) -> bool:
         return bool(self.right)
 
+    def _ipython_display_(self) -> None:
+        # check() has printed the message already; a cell ending in check(...) shows it once.
+        pass
+
 
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -77,7 +77,6 @@ from helpers import exercise  # noqa: E402
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 MAX_LINES = 15
 PENDING: set[tuple[str, str]] = {
-    *[(rule, "03_detection_and_tracking") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
     *[(rule, "04_tnr_and_interop") for rule in ['cell length', 'lesson setup', 'exercises', 'hard-coded numbers', 'shape']],
 }
 
