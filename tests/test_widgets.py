@@ -193,3 +193,25 @@ def test_a_source_that_ends_is_released_without_stop():
     assert _wait(lambda: not viewer.running and viewer.frames == 5), viewer.status()
     assert _open_sources() == before and "stopped by" not in viewer.status()
     viewer.close()
+
+
+def test_tnr_preview_refilters_the_history_as_the_sliders_move():
+    from helpers import detect, models, synth
+    from helpers.widgets import TNRPreview
+
+    scene = synth.Scene(size=(320, 240), seed=104, noise=0.8, length=6)
+    history = [f.noisy for f in scene]
+    detector = detect.Detector(models.synth_detector("cpu"))
+    preview = TNRPreview(history, detector, strength=0.0, threshold=0.5)
+    box = preview.widget()
+    (strength, score), _, label = box.children[0].children, box.children[1], box.children[2]
+    raw = preview.value.copy()
+    assert label.value == f"strength 0.00: {preview.count} boxes at score >= 0.50"
+    strength.value = 1.0  # as if the learner dragged it: the last frame is now the mean of the still history
+    filtered = preview.value
+    assert float(np.abs(filtered.astype(np.int16) - raw.astype(np.int16)).mean()) > 1.0
+    assert label.value.startswith("strength 1.00:") and f"{preview.count} boxes" in label.value
+    score.value = 0.95
+    assert preview.threshold == 0.95 and label.value.endswith("at score >= 0.95")
+    with pytest.raises(ValueError, match="at least one frame"):
+        TNRPreview([], detector)
