@@ -27,7 +27,6 @@ explicitly and a memory estimate that refuses frames too large for the machine.
 from __future__ import annotations
 
 import collections
-import time
 from pathlib import Path
 
 import numpy as np
@@ -292,34 +291,33 @@ class Upscaler:
             return []
         grays = self._check(frames)
         is_tensor = isinstance(frames[0], torch.Tensor)
-        t0 = time.perf_counter()
-        x = torch.stack([self._to_tensor(f, g) for f, g in zip(frames, grays)])
-        # contiguous(): a true NCHW batch, whatever the runtime (the permuted view would hand
-        # eager PyTorch channels_last strides and blur the NCHW/channels_last comparison).
-        x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0).contiguous()
-        h, w = x.shape[2:]
-        if h % 2 or w % 2:  # checked above: pad_odd is on
-            x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
-        self._sync()
-        t1 = time.perf_counter()
-        (y,) = self.runtime.run(x)
-        y = y[..., : h * self.scale, : w * self.scale]
-        self._sync()
-        t2 = time.perf_counter()
-        out = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
-        results = []
-        for i, g in enumerate(grays):
-            r = out[i]
-            if g:  # gray in, gray out: the three equal channels collapse back to one
-                r = r[..., :1] if frames[i].ndim == 3 else r[..., 0]
-            # A dense HWC frame of its own (OpenCV draws only on contiguous arrays); on CUDA
-            # .cpu() is the one copy to the host, on the CPU contiguous() makes the copy.
-            r = r.contiguous()
-            results.append(r if is_tensor else r.cpu().numpy())
-        t3 = time.perf_counter()
-        for name, value in (("preprocess", t1 - t0), ("network", t2 - t1), ("postprocess", t3 - t2)):
-            setattr(self.times, name, 1e3 * value)
-            self.history[name].append(1e3 * value)
+        from .bench import stage_timer  # here, not at the top: this module stays a leaf
+
+        with stage_timer(self.device) as pre:
+            x = torch.stack([self._to_tensor(f, g) for f, g in zip(frames, grays)])
+            # contiguous(): a true NCHW batch, whatever the runtime (the permuted view would hand
+            # eager PyTorch channels_last strides and blur the NCHW/channels_last comparison).
+            x = x.permute(0, 3, 1, 2).to(self.dtype).div_(255.0).contiguous()
+            h, w = x.shape[2:]
+            if h % 2 or w % 2:  # checked above: pad_odd is on
+                x = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
+        with stage_timer(self.device) as net:
+            (y,) = self.runtime.run(x)
+            y = y[..., : h * self.scale, : w * self.scale]
+        with stage_timer(self.device) as post:
+            out = y.mul(255.0).round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+            results = []
+            for i, g in enumerate(grays):
+                r = out[i]
+                if g:  # gray in, gray out: the three equal channels collapse back to one
+                    r = r[..., :1] if frames[i].ndim == 3 else r[..., 0]
+                # A dense HWC frame of its own (OpenCV draws only on contiguous arrays); on CUDA
+                # .cpu() is the one copy to the host, on the CPU contiguous() makes the copy.
+                r = r.contiguous()
+                results.append(r if is_tensor else r.cpu().numpy())
+        for name, timer in (("preprocess", pre), ("network", net), ("postprocess", post)):
+            setattr(self.times, name, timer.ms)
+            self.history[name].append(timer.ms)
         return results
 
     def _to_tensor(self, frame, gray: bool) -> torch.Tensor:
@@ -333,10 +331,6 @@ class Upscaler:
         if gray:
             t = (t if t.ndim == 3 else t[..., None]).expand(*t.shape[:2], 3)
         return t
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.current_stream(self.device).synchronize()
 
 
 __all__ = ["SuperResolution", "Upscaler", "super_resolution", "bicubic_kernels", "memory_estimate"]
