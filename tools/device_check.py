@@ -572,7 +572,7 @@ def _host_copy_loop(ctx: Ctx, torch, label: str, model, frame) -> dict:
     for _ in range(3):
         loop()
     torch.cuda.synchronize()
-    workbook = interop.host_copies(loop)  # the workbook's own helper: DtoH names in one iteration
+    workbook = interop.host_copies(loop)  # the workbook's own helper: copies both ways in one iteration
     iterations = 5
     found = _profile(torch, loop, iterations)
     if not found["gpu_events"] and not found["copies"]:
@@ -592,7 +592,8 @@ def _host_copy_loop(ctx: Ctx, torch, label: str, model, frame) -> dict:
            "small_copies_in_loop_per_iteration": round(len(loop_copies) / iterations, 2),
            "strict_zero_copies_in_loop": not loop_copies,
            "final_frame_copies_per_iteration": round(len(final) / iterations, 2),
-           "interop.host_copies_DtoH_per_iteration": len(workbook)}
+           "interop.host_copies_per_iteration": {d: sum(c.get("direction") == d for c in workbook)
+                                                 for d in ("HtoD", "DtoH")}}
     ctx.check(f"{label}: no frame-sized host copy inside the loop", not big,
               "; ".join(f"{c['direction']} {c['bytes']} B in {c['stage']}" for c in big[:5]))
     ctx.check(f"{label}: no host copy at all in TNR and the network", not in_pure,
@@ -802,7 +803,7 @@ def _psnr(a, b) -> float:
 
 
 def step_filters(ctx: Ctx) -> None:
-    torch = _need_cuda(ctx)
+    _need_cuda(ctx)
     import copy
 
     import numpy as np
