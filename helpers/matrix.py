@@ -162,7 +162,7 @@ def cached(path: Path, make: Callable[[Path], object], key: dict) -> Path:
 
 
 @dataclass
-class Recipe:
+class BuildOptions:
     """What the builders need besides the model: the ONNX export options, the INT8 recipe and
     its calibration batches, the TensorRT profile."""
 
@@ -231,17 +231,28 @@ class Matrix:
 class _Builder:
     """Builds each artifact at most once per matrix, on demand, through the disk cache."""
 
-    def __init__(self, model: torch.nn.Module, recipe: Recipe):
-        self.model, self.r = model.eval(), recipe
+    def __init__(self, model: torch.nn.Module, options: BuildOptions):
+        self.model, self.r = model.eval(), options
         self.stem = type(model).__name__.lower()
         self.artifacts: dict[str, Path] = {}
-        self._export_key = {"input": [list(recipe.example.shape), str(recipe.example.dtype)],
-                            "output_names": recipe.output_names, "input_name": recipe.input_name,
-                            "dynamic_hw": recipe.dynamic_hw}
+        self.failed: dict[str, Exception] = {}  # an artifact that failed once is not rebuilt per kind
+        r = options
+        self._export_key = {"input": [list(r.example.shape), str(r.example.dtype)],
+                            "output_names": r.output_names, "input_name": r.input_name, "dynamic_hw": r.dynamic_hw}
 
     def onnx(self, what: str = "fp32") -> Path:
         if what in self.artifacts:
             return self.artifacts[what]
+        if what in self.failed:
+            raise self.failed[what]
+        try:
+            self.artifacts[what] = self._onnx(what)
+        except (Unavailable, RuntimeError, ValueError, OSError) as exc:
+            self.failed[what] = exc
+            raise
+        return self.artifacts[what]
+
+    def _onnx(self, what: str) -> Path:
         from . import export
 
         r = self.r
@@ -263,9 +274,7 @@ class _Builder:
                 export.quantize_int8(fp32, path, r.calibration, target=target, **r.recipe)
         digest = weights_digest(self.model, *parts)
         key = {"artifact": what, "digest": digest, "tools": tool_versions(), "recipe": r.recipe if what != "fp32" else {}}
-        path = cached(r.cache_dir / f"{self.stem}-{what}-{digest}.onnx", make, key)
-        self.artifacts[what] = path
-        return path
+        return cached(r.cache_dir / f"{self.stem}-{what}-{digest}.onnx", make, key)
 
     def torch_model(self, device) -> torch.nn.Module:
         return copy.deepcopy(self.model).to(device)
@@ -303,7 +312,8 @@ def _ort(b: _Builder, what: str, cuda: bool = False):
         _need_cuda(b.r.device)
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise Unavailable(f"this onnxruntime has only {ort.get_available_providers()}; install onnxruntime-gpu")
-        return runtimes.OnnxRuntime(b.onnx(what), providers=["CUDAExecutionProvider"],
+        # CPU listed second: ORT runs the few ops without a CUDA kernel there (and says so in its log).
+        return runtimes.OnnxRuntime(b.onnx(what), providers=["CUDAExecutionProvider", "CPUExecutionProvider"],
                                     device_id=b.r.device.index or 0, io_binding=True)
     return runtimes.OnnxRuntime(b.onnx(what), intra_op_threads=b.r.threads)
 
@@ -359,8 +369,11 @@ def _modelopt_int8(b: _Builder):
     out = b.r.cache_dir / f"{b.stem}-int8-modelopt-{digest}.onnx"
 
     def make(path):
+        from .files import atomic_path
+
         data = np.concatenate([np.asarray(c.cpu() if isinstance(c, torch.Tensor) else c) for c in b.r.calibration])
-        moq.quantize(onnx_path=str(fp32), quantize_mode="int8", calibration_data=data, output_path=str(path))
+        with atomic_path(path, suffix=".onnx") as tmp:  # ModelOpt writes its output in place
+            moq.quantize(onnx_path=str(fp32), quantize_mode="int8", calibration_data=data, output_path=str(tmp))
     cached(out, make, {"artifact": "int8-modelopt", "digest": digest, "tools": tool_versions()})
     return runtimes.make_runtime("tensorrt", onnx_path=out, precision="int8", max_batch=b.r.max_batch,
                                  shapes=b.r.trt_shapes, cache_dir=b.r.cache_dir / "engines")
@@ -404,7 +417,7 @@ def build(model: torch.nn.Module, example: torch.Tensor, kinds=DEFAULT_KINDS, de
     device = torch.device(device)
     if device.type == "cuda" and device.index is None:
         device = torch.device("cuda", 0)
-    r = Recipe(example, Path(cache_dir), device, list(output_names) if output_names else None, input_name,
+    r = BuildOptions(example, Path(cache_dir), device, list(output_names) if output_names else None, input_name,
                dynamic_hw, list(calibration) if calibration is not None else None, dict(recipe or {}), threads,
                max_batch, trt_shapes)
     b = _Builder(copy.deepcopy(model).cpu(), r)
@@ -416,6 +429,9 @@ def build(model: torch.nn.Module, example: torch.Tensor, kinds=DEFAULT_KINDS, de
             built[kind] = BUILDERS[kind](b)
         except Unavailable as exc:
             skipped.append(Skip(kind, str(exc)))
+        except (RuntimeError, ValueError, OSError) as exc:  # a failed export or build: this kind only
+            first = (str(exc).strip().splitlines() or [""])[0]
+            skipped.append(Skip(kind, f"building it failed: {type(exc).__name__}: {first}"))
     return Matrix(built, skipped, dict(b.artifacts))
 
 

@@ -156,3 +156,29 @@ def test_polygraphy_check_is_a_skip_without_its_tools(built):
     m, _ = built
     result = matrix.polygraphy_check(m.artifacts["fp32"])
     assert "skipped" in result or "ok" in result
+
+
+class Unexportable(nn.Module):
+    """Data-dependent control flow: torch.export refuses it, eager runs it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        if y.sum() > 0:
+            return y
+        return -y
+
+
+def test_a_failed_export_skips_the_onnx_kinds_and_keeps_the_rest(tmp_path):
+    kinds = ("eager", "ort-fp32", "ort-int8")
+    calib = [torch.rand(1, 3, 16, 16)]
+    with matrix.build(Unexportable().eval(), torch.rand(1, 3, 16, 16), kinds, cache_dir=tmp_path,
+                      calibration=calib) as m:
+        assert list(m) == ["eager"]
+        reasons = {s.kind: s.reason for s in m.skipped}
+        assert set(reasons) == {"ort-fp32", "ort-int8"}
+        assert all(r.startswith("building it failed: RuntimeError: torch.onnx.export failed") for r in reasons.values())
+    assert not list(tmp_path.glob("*.onnx"))  # nothing half-written
