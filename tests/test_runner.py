@@ -39,3 +39,18 @@ def test_run_notebooks_writes_html_index_and_summary(tmp_path):
     assert executed.cells[2].get("outputs", []) == []  # the tagged cell was skipped
     index = (out / "index.html").read_text()
     assert "90_good.html" in index and "failed" in index and "passed" in index
+    timings = __import__("json").loads((out / "timings.json").read_text())
+    assert set(timings) == {"90_good", "91_bad"} and timings["91_bad"]["status"] == "failed"
+    assert timings["90_good"]["seconds"] > 0
+
+
+def test_estimate_adds_run_reading_and_exercise_time(tmp_path):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import run_notebooks
+
+    path = tmp_path / "92_lesson.ipynb"
+    _write(path, new_markdown_cell("word " * 540),  # three minutes at 180 words a minute
+           new_code_cell('exercise.check("92.one", my_answer, truth, why=why)'))
+    e = run_notebooks.estimate(path, run_seconds=61)  # two minutes, rounded up
+    assert (e["run_min"], e["words"], e["exercises"]) == (2, 540, 1)
+    assert e["total_min"] == 10 and e["header"] == "**Time:** about 10 min (run 2 min on a 2-core CPU + reading)"

@@ -3,13 +3,18 @@
 Used by ``make run``. Each notebook runs in a fresh kernel with notebooks/ as its working
 directory; a failing notebook is reported and the rest still run, and the exit code says
 whether all of them passed. The summary's track and key figures come from the JSON each
-notebook writes through ``helpers.report.record``.
+notebook writes through ``helpers.report.record``. Each notebook's wall time goes to
+``<out>/timings.json``; ``--estimates`` turns those timings into the time estimate each
+notebook's header and the README table carry (see ``estimate``).
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import json
+import math
+import re
 import os
 import shutil
 import sys
@@ -50,6 +55,52 @@ def execute(path: Path, out_dir: Path, timeout: int) -> dict:
     body, _ = HTMLExporter().from_notebook_node(nb)
     (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
     return {"notebook": path.stem, "status": status, "error": error, "seconds": seconds}
+
+
+WORDS_PER_MINUTE = 180  # reading a lesson's markdown
+MINUTES_PER_EXERCISE = 5  # thinking, answering, reading the feedback
+
+
+def estimate(path: Path, run_seconds: float) -> dict:
+    """Minutes a learner needs for a notebook: the run time measured by ``make run`` plus the
+    reading time of its markdown and a few minutes per exercise (an ``exercise.check`` call)."""
+    from helpers import exercise
+
+    nb = nbformat.read(path, as_version=4)
+    words = sum(len(re.findall(r"\w+", c.source)) for c in nb.cells if c.cell_type == "markdown")
+    exercises = sum(len(exercise.ids(c.source)) for c in nb.cells if c.cell_type == "code")
+    run = max(1, math.ceil(run_seconds / 60))
+    total = run + math.ceil(words / WORDS_PER_MINUTE) + MINUTES_PER_EXERCISE * exercises
+    return {"notebook": path.stem, "run_min": run, "words": words, "exercises": exercises,
+            "total_min": 5 * math.ceil(total / 5),  # rounded up to 5 min: it is a plan, not a measurement
+            "header": f"**Time:** about {5 * math.ceil(total / 5)} min (run {run} min on a 2-core CPU + reading)"}
+
+
+def write_timings(rows: list[dict], out_dir: Path) -> Path:
+    """Merge this run's wall times into ``timings.json`` (a run of one notebook keeps the rest)."""
+    from helpers.files import write_text
+
+    path = out_dir / "timings.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update({r["notebook"]: {"seconds": round(r["seconds"], 1), "status": r["status"], "host": os.uname().nodename,
+                                  "date": time.strftime("%Y-%m-%d")} for r in rows})
+    return write_text(path, json.dumps(known, indent=2, sort_keys=True))
+
+
+def print_estimates(out_dir: Path) -> int:
+    path = out_dir / "timings.json"
+    if not path.is_file():
+        print(f"no {path}: run make run (or tools/run_notebooks.py) first", file=sys.stderr)
+        return 1
+    timings = json.loads(path.read_text())
+    rows = []
+    for stem, timing in sorted(timings.items()):
+        notebook = ROOT / "notebooks" / f"{stem}.ipynb"
+        if notebook.is_file():
+            e = estimate(notebook, timing["seconds"])
+            rows.append((stem, f"{timing['seconds']:.0f} s", e["words"], e["exercises"], e["header"]))
+    print(format_table(rows, ("notebook", "run (make run)", "markdown words", "exercises", "header line")))
+    return 0
 
 
 def figures_text(figures: dict) -> str:
@@ -104,7 +155,11 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/[0-9]*.ipynb")
     parser.add_argument("--out", type=Path, default=ROOT / "build")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--estimates", action="store_true",
+                        help="run nothing: print each notebook's time estimate from <out>/timings.json")
     args = parser.parse_args(argv)
+    if args.estimates:
+        return print_estimates(args.out.resolve())
 
     notebooks = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     # Absolute: kernels run in notebooks/, so a relative path would send their records elsewhere.
@@ -126,6 +181,7 @@ def main(argv=None) -> int:
         print(f"  {row['status']} in {row['seconds']:.1f} s {row['error']}", flush=True)
 
     index = write_index(rows, out_dir)
+    write_timings(rows, out_dir)
     print()
     print(format_table(
         [(r["notebook"], r["track"], r["status"], f"{r['seconds']:.0f} s", r["figures"]) for r in rows],

@@ -16,7 +16,7 @@ def _grain(png: bytes) -> float:
 
 
 def test_strength_slider_changes_the_preview(page, lab):
-    view = jlab.run_to_widget(page, lab, NOTEBOOK, "preview = TNRPreview()")
+    view = jlab.run_to_widget(page, lab, NOTEBOOK, "preview = widgets.TNRPreview(")
     strength = view.locator(".widget-slider", has=page.locator("label", has_text="TNR strength"))
     image, label = view.locator("img.widget-image"), view.locator(":scope > .widget-label")
     first = jlab.wait_text(label, LABEL)
