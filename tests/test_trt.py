@@ -137,3 +137,16 @@ def test_inspector_precision_is_read_from_the_words_not_the_last_one(text, expec
     assert trt.binding_precision({"Name": "x", "Format/Datatype": text}) == expected
     assert trt.binding_precision({"Name": "x", "Datatype": text}) == expected  # a renamed field
     assert trt.binding_precision({"Name": "Half-res branch"}) == "?"  # names are not types
+
+
+def test_tensorrt_runtime_shares_the_runtime_base_and_fp32_is_tf32_free():
+    from helpers import runtimes
+
+    # One base for every runtime: close(), the context manager and the closed-runtime error.
+    assert issubclass(trt.TensorRT, runtimes._Base)
+    assert "__enter__" not in vars(trt.TensorRT) and "__exit__" not in vars(trt.TensorRT)
+    assert "dtype" in runtimes.Runtime.__annotations__
+    # TF32 is part of the engine's cache key: an FP32 engine built with it off is never
+    # confused with one that rounds its products to TF32.
+    off = trt.build_text(1.0, True, False, 1, None, tf32=False)
+    assert "tf32=off" in off and off != trt.build_text(1.0, True, False, 1, None, tf32=True)
