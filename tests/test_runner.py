@@ -54,3 +54,14 @@ def test_estimate_adds_run_reading_and_exercise_time(tmp_path):
     e = run_notebooks.estimate(path, run_seconds=61)  # two minutes, rounded up
     assert (e["run_min"], e["words"], e["exercises"]) == (2, 540, 1)
     assert e["total_min"] == 10 and e["header"] == "**Time:** about 10 min (run 2 min on a 2-core CPU + reading)"
+
+
+def test_make_test_and_make_run_keep_their_results_apart():
+    # make run's build/index.html and report.html read build/results; nbval (make test) must write elsewhere,
+    # and must judge the instructor solutions while it runs the notebooks.
+    dry = subprocess.run(["make", "-n", "nbval", "run", "solutions"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    nbval = next(line for line in dry.stdout.splitlines() if "EVW_REPORT_DIR=" in line)
+    assert "EVW_CHECK_SOLUTIONS=1" in nbval and "build/test/results" in nbval and "build/results" not in nbval
+    assert "tools/run_notebooks.py --out build" in dry.stdout  # its kernels record to build/results
+    assert "helpers.exercise --out build/solutions" in dry.stdout
