@@ -15,6 +15,8 @@ The contract every runtime keeps, so a drift report or a benchmark can compare a
 ``make_runtime(kind, model=..., onnx_path=...)`` builds one by name; a notebook passes both
 sources and the kind takes the one it needs. ``RUNTIMES`` lists the kinds; ``"tensorrt"``
 builds (or loads from the cache) an engine through ``helpers.trt`` and needs TensorRT and a GPU.
+Every runtime of one model at once, with its files built once and cached by what they depend
+on, and the kinds this machine cannot run as skips with the reason: ``helpers.matrix.build``.
 """
 
 from __future__ import annotations
