@@ -468,6 +468,8 @@ LESSONS = [
     LessonPlan("06_tensorrt", {"tensorrt": "TensorRT engine build", "cuda": "CUDA timing"}),
     LessonPlan("07_benchmark_report", {"tensorrt": "TensorRT runtimes in the report", "cuda": "CUDA timing"}),
     LessonPlan("08_video_filters", {"tensorrt": "TensorRT filter engines", "cuda": "GPU video filters"}),
+    # Triton's availability is helpers.serve.problem(); the notebook skips with its reason.
+    LessonPlan("09_serving"),
 ]
 
 _GPU_CAPABILITIES = ("cuda", "ort_cuda")

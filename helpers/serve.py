@@ -478,3 +478,40 @@ def inprocess_streams(runtime, sample: torch.Tensor, n: int, fps: float, seconds
     latencies, dropped = box["r"]
     return _summary(f"in-process:{runtime.name}", n, fps, seconds, [x for x in latencies for _ in range(n)],
                     dropped * n)
+
+
+def _server_ns(stats: dict) -> dict:
+    s = stats["inference_stats"]
+    return {k: (int(s[k]["count"]), int(s[k]["ns"])) for k in ("success", "queue", "compute_infer")}
+
+
+def request_overhead(url: str, local, sample: torch.Tensor, iters: int = 30, model: str = "detector") -> dict:
+    """What one request costs beyond running the network, in ms, over ``iters`` sequential
+    batch-``len(sample)`` requests interleaved with the in-process runtime ``local``.
+
+    ``client_ms``: the mean round trip; ``compute_ms``: the mean time Triton spent in the model's
+    execute (its statistics); ``overhead_ms`` = client - compute: serialisation, HTTP transport,
+    Triton's queue and the Python backend's shared-memory copies, measured on the same requests,
+    so other load on the machine cancels out. ``queue_ms`` is the part spent queued (the
+    dynamic batcher's wait); ``in_process_ms`` is the median of ``local.run`` for reference."""
+    import numpy as np
+
+    with TritonRuntime(url, model=model) as rt:
+        rt.run(sample)
+        local.run(sample)
+        before = _server_ns(rt.statistics())
+        client, here = [], []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            rt.run(sample)
+            client.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            local.run(sample)
+            here.append((time.perf_counter() - t0) * 1e3)
+        after = _server_ns(rt.statistics())
+    per = {k: (after[k][1] - before[k][1]) / max(after[k][0] - before[k][0], 1) / 1e6 for k in after}
+    client_ms = float(np.mean(client))
+    return {"batch": int(sample.shape[0]), "iters": iters, "client_ms": round(client_ms, 2),
+            "compute_ms": round(per["compute_infer"], 2), "overhead_ms": round(client_ms - per["compute_infer"], 2),
+            "queue_ms": round(per["queue"], 2), "server_ms": round(per["success"], 2),
+            "in_process_ms": round(float(np.median(here)), 2)}
