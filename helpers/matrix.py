@@ -296,7 +296,10 @@ def _compile(b: _Builder, mode: str | None):
     why = env.torch_compile_problem(device.type)
     if why:
         raise Unavailable(why)
-    rt = runtimes.TorchCompile(b.torch_model(device), mode=mode, dynamic=False)
+    # Static shapes on the CPU (Inductor's dynamic-shape C++ is slower there); on CUDA torch's
+    # default, which turns dynamic after a second shape instead of recompiling for every size.
+    dynamic = False if device.type == "cpu" else None
+    rt = runtimes.TorchCompile(b.torch_model(device), mode=mode, dynamic=dynamic)
     try:
         rt.run(b.r.example.to(device))  # compile now: a failure is a skip, not a crash mid-benchmark
     except RuntimeError as exc:
