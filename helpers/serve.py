@@ -182,6 +182,14 @@ def _die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _sweep_workdirs() -> None:
+    """Remove the server folders of processes that died without cleaning up (SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob("evw-triton-*"):
+        owner = path.name.split("-")[2]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class Server:
     """One tritonserver process on loopback. Use ``start()`` rather than this class directly."""
 
@@ -189,7 +197,8 @@ class Server:
         self.name = name
         self.repository = Path(repository).resolve()
         dist = _dist(serving_python(venv))
-        self.workdir = Path(tempfile.mkdtemp(prefix="evw-triton-"))
+        _sweep_workdirs()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"evw-triton-{os.getpid()}-"))
         backends = self.workdir / "backends"
         # The stub for the serving venv's Python goes next to the backend, as Triton expects.
         shutil.copytree(dist["backend"], backends / "python", ignore=shutil.ignore_patterns("__pycache__"))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -177,3 +178,7 @@ def test_a_killed_client_leaves_no_server(repo):
         child.kill()  # SIGKILL: no atexit, no finalizer runs in the client
         child.wait()
     assert _gone(pid), f"tritonserver group {pid} outlived its killed client: {_alive(pid)}"
+    left = list(Path(tempfile.gettempdir()).glob(f"evw-triton-{child.pid}-*"))
+    assert left, "the killed client's server folder should still be there before the next start sweeps it"
+    serve._sweep_workdirs()
+    assert not any(p.exists() for p in left)
