@@ -334,32 +334,3 @@ class Upscaler:
 
 
 __all__ = ["SuperResolution", "Upscaler", "super_resolution", "bicubic_kernels", "memory_estimate"]
-
-# notebooks still import this; remove once they move. The photo pairs, the quality check, the
-# variant builder and the lesson tables moved to helpers.superres (built on helpers.matrix), the
-# drift scoring to helpers.metrics / helpers.evaluate; resolved lazily so this module stays a leaf.
-_MOVED = {name: ("superres", name) for name in (
-    "fit_to_scale", "downscale", "bicubic", "quality", "held_out_images", "calibration_frames",
-    "HELD_OUT_PHOTOS", "TRAIN_PHOTOS", "TRT_SHAPES", "realtime", "export")}
-_MOVED.update({"make_variants": ("superres", "variants"), "weights_digest": ("matrix", "weights_digest"),
-               "drift_report": ("evaluate", "filter_drift"), "judge_drift": ("metrics", "image_verdict"),
-               "psnr_drift": ("metrics", "psnr")})
-
-
-def __getattr__(name: str):
-    import importlib
-
-    if name in _MOVED:
-        module, attr = _MOVED[name]
-        return getattr(importlib.import_module(f"helpers.{module}"), attr)
-    if name == "output_sizes":
-        from .superres import CASES
-
-        return lambda: dict(CASES)
-    if name == "gmacs":
-        return lambda model, height, width: model.macs(height, width) / 1e9
-    if name == "PSNR_DRIFT_TOLERANCES":
-        from .metrics import TOLERANCES
-
-        return TOLERANCES["image"]
-    raise AttributeError(f"module 'helpers.filters' has no attribute {name!r}")

@@ -291,9 +291,6 @@ TOLERANCES = {
 }
 LOWER_IS_BETTER = {"max_abs_logit", "max_score_diff", "unmatched_frac", "map50_drop"}
 
-# notebooks still import this; remove once they move (to TOLERANCES[output][precision])
-DRIFT_TOLERANCES = {p: {**TOLERANCES["classification"][p], **TOLERANCES["detection"][p]}
-                    for p in TOLERANCES["classification"]}
 
 
 CONFIDENT_PROB = 0.5
@@ -301,7 +298,7 @@ CONFIDENT_PROB = 0.5
 
 def classification_drift(reference_logits, logits, precision: str = "fp32") -> dict:
     """Logit differences and top-1/top-5 agreement of ``logits`` against ``reference_logits``
-    (both N x classes), judged against DRIFT_TOLERANCES[precision].
+    (both N x classes), judged against TOLERANCES["classification"][precision].
 
     ``top1`` (judged) is over every item. ``top1_confident`` (reported, not judged) is over the
     ``n_confident`` items where the reference's own top-1 softmax probability is at least

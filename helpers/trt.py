@@ -14,7 +14,7 @@ Written to the TensorRT Python API of both 10.x (JetPack 6 ships 10.3) and 11.x,
   ``BuilderFlag.TF32`` wherever that flag exists (10.x and 11.x both have it), so "FP32" keeps
   the FP32 drift tolerance (outputs within 1e-3 of PyTorch's). Where the flag is absent the
   engine is labelled ``precision="tf32"`` and judged against the TF32 row of
-  ``metrics.DRIFT_TOLERANCES``, rather than loosening FP32's for everyone.
+  ``metrics.TOLERANCES``, rather than loosening FP32's for everyone.
 
 The engine cache is plain Python, testable without TensorRT: the key is the ONNX file's
 sha256, the precision, the GPU's name and compute capability, the TensorRT version and every

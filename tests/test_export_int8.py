@@ -54,7 +54,7 @@ def test_recipe_agrees_with_fp32_on_held_out_images(logits):
     # 207 images where FP32's median top-1 probability is about 0.27: most are not ImageNet
     # scenes, so many answers are near ties. Measured with full 8-bit weights (x86 with VNNI,
     # ARM): 0.89 overall, 0.985 where FP32 is sure; with 7-bit weights (AVX2 without VNNI,
-    # where int8_recipe picks reduce_range): 0.77 and 0.985, below DRIFT_TOLERANCES' 0.85.
+    # where int8_recipe picks reduce_range): 0.77 and 0.985, below the INT8 top-1 tolerance of 0.85.
     seven_bit = export.int8_recipe()["reduce_range"]
     r = metrics.classification_drift(logits["fp32"], logits["recipe"], "int8")
     assert r["n"] == 207 and r["n_confident"] >= 40
