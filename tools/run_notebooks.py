@@ -14,8 +14,8 @@ import argparse
 import html
 import json
 import math
-import re
 import os
+import re
 import shutil
 import sys
 import time
