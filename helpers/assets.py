@@ -21,10 +21,10 @@ import json
 import os
 import urllib.request
 import warnings
-
-from .files import atomic_path
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .files import atomic_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = REPO_ROOT / "data" / "manifest.json"

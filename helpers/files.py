@@ -10,7 +10,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 STALE_AFTER_S = 24 * 3600
 
 

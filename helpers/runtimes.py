@@ -22,8 +22,8 @@ on, and the kinds this machine cannot run as skips with the reason: ``helpers.ma
 from __future__ import annotations
 
 import os
-import re
 import platform
+import re
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 

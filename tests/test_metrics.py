@@ -161,7 +161,7 @@ def test_motchallenge_file_round_trip_evaluates_identically(scene_gt, tmp_path):
 
 def test_pr_curve_is_ready_to_plot(scene_gt):
     rng = np.random.default_rng(2)
-    preds = [(f, b, rng.uniform(0.1, 1.0, len(s)), l) for f, b, s, l in as_predictions(scene_gt)]
+    preds = [(f, b, rng.uniform(0.1, 1.0, len(s)), lab) for f, b, s, lab in as_predictions(scene_gt)]
     # A person false positive ranked above every hit: person precision never reaches 1.
     preds.append((0, np.array([[300, 300, 340, 380.0]]), [1.0], [1]))
     curve = metrics.detection_metrics(scene_gt, preds)["pr_curve"]

@@ -8,8 +8,7 @@ from torchvision.models import MobileNet_V2_Weights
 from torchvision.transforms import v2
 
 from helpers import assets, synth
-from helpers.preprocess import (IMAGENET_MEAN, IMAGENET_STD, PAD_VALUE, Letterbox, Preprocessor,
-                                numpy_ops, torch_ops)
+from helpers.preprocess import IMAGENET_MEAN, IMAGENET_STD, PAD_VALUE, Letterbox, Preprocessor, numpy_ops, torch_ops
 
 # The brief's bar: one grey level in the normalized output. A real mistake (antialiasing,
 # align_corners, a missed channel swap) costs tens of grey levels, see the "teeth" test.

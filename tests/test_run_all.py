@@ -2,7 +2,6 @@
 recorded as failed instead of stopping the run; compare.py pairs medians across two files."""
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -32,7 +31,8 @@ def test_compare_pairs_medians_by_path(tmp_path, capsys):
     a = {"date": "A", "benchmarks": {"detect": {"result": {"torch": {"median_ms": 10.0}}}}}
     b = {"date": "B", "benchmarks": {"detect": {"result": {"torch": {"median_ms": 5.0}, "new": {"median_ms": 1.0}}}}}
     pa, pb = tmp_path / "a.json", tmp_path / "b.json"
-    pa.write_text(json.dumps(a)); pb.write_text(json.dumps(b))
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
     assert compare.main([str(pa), str(pb)]) == 0
     out = capsys.readouterr().out
     assert "benchmarks/detect/result/torch" in out and "0.50" in out and "1 measurements exist in one file only" in out

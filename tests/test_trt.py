@@ -82,7 +82,7 @@ def test_available_names_the_reason():
 def test_engine_builds_runs_and_caches(tmp_path):
     import torch
 
-    from helpers import export, runtimes
+    from helpers import export
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU()).eval().cuda()
     onnx_path = export.export_onnx(model.cpu(), torch.zeros(1, 3, 32, 32), tmp_path / "tiny.onnx")

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from jlab import CHROMIUM, CHROMIUM_ARGS, LabServer
 
 

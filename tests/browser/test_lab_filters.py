@@ -1,8 +1,7 @@
 """Notebook 08 in JupyterLab: dragging the split slider moves the bicubic / super-resolution line."""
 
-import numpy as np
-
 import jlab
+import numpy as np
 
 NOTEBOOK = "08_video_filters.ipynb"
 SPLIT = r"left (\d+)%: bicubic \| right: super-resolution"

@@ -1,9 +1,8 @@
 """Notebook 04 in JupyterLab: the TNR strength slider re-filters the preview."""
 
 import cv2
-import numpy as np
-
 import jlab
+import numpy as np
 
 NOTEBOOK = "04_tnr_and_interop.ipynb"
 LABEL = r"strength (\d\.\d\d): (\d+) boxes at score >= (\d\.\d\d)"
